@@ -1,0 +1,155 @@
+"""What every model shares: the config base, the output type, and the Autoencoder base class."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import losses
+
+RECON_LOSSES = ("mse", "bce", "gaussian")
+
+
+@dataclass
+class ModelConfig:
+    """Settings shared by every family. ``input_shape`` is one sample's shape: (D,) or (C, H, W).
+
+    For ``architecture="conv"``, ``hidden_dims`` are the channels of the stride-2 stages.
+    """
+
+    input_shape: tuple[int, ...]
+    latent_dim: int = 16
+    hidden_dims: tuple[int, ...] = (256, 128)
+    activation: str | None = "relu"
+    architecture: str = "mlp"
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(s) for s in self.input_shape)
+        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        if not self.input_shape or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape must be a non-empty tuple of positive sizes, got {self.input_shape}")
+        _positive_int("latent_dim", self.latent_dim)
+        for h in self.hidden_dims:
+            _positive_int("each of hidden_dims", h)
+        if self.architecture not in ("mlp", "conv"):
+            raise ValueError(f"architecture must be 'mlp' or 'conv', got {self.architecture!r}")
+        if self.architecture == "conv" and not self.hidden_dims:
+            raise ValueError("architecture='conv' needs at least one entry in hidden_dims (channels per stage)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown settings for {cls.__name__}: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def check_nonneg(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and value >= 0):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
+
+@dataclass
+class AEOutput:
+    """What ``forward`` returns.
+
+    loss: scalar to minimise (the batch mean of the weighted parts).
+    parts: named per-sample terms, each (B,), unweighted (``recon``, ``kl``, ``sparsity``...).
+    x_hat: reconstruction in data space (B, *input_shape) (probabilities for Bernoulli/BCE).
+    z: the code (B, latent_dim).
+    stats: batch-level scalars worth logging (codebook perplexity, ...).
+    """
+
+    loss: torch.Tensor
+    parts: dict[str, torch.Tensor]
+    x_hat: torch.Tensor
+    z: torch.Tensor
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None):
+    """Per-sample reconstruction loss and data-space reconstruction from a decoder output.
+
+    kind ``"mse"``: out is the mean; ``"bce"``: out are Bernoulli logits; ``"gaussian"``: out is the
+    mean of N(out, exp(logvar)). Returns (loss (B,), x_hat (B, ...)).
+    """
+    if kind == "mse":
+        return losses.mse(out, x), out
+    if kind == "bce":
+        return losses.bce_with_logits(out, x), torch.sigmoid(out)
+    if kind == "gaussian":
+        return losses.gaussian_nll(x, out, logvar), out
+    raise ValueError(f"unknown reconstruction loss {kind!r}; use one of {RECON_LOSSES}")
+
+
+def to_data_space(kind: str, out: torch.Tensor) -> torch.Tensor:
+    """Decoder output -> data space (sigmoid for Bernoulli logits, identity otherwise)."""
+    return torch.sigmoid(out) if kind == "bce" else out
+
+
+def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor:
+    """Integer labels (B,) -> float one-hot (B, n_classes), with a clear error for bad labels."""
+    if y is None:
+        raise ValueError("this model is conditional: pass labels y (integers in [0, n_classes))")
+    y = torch.as_tensor(y)
+    if y.ndim != 1 or y.dtype.is_floating_point and not torch.equal(y, y.round()):
+        raise ValueError("labels y must be a 1-D array of integer class indices")
+    y = y.long()
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), got values in [{int(y.min())}, {int(y.max())}]")
+    return F.one_hot(y, n_classes).float()
+
+
+class Autoencoder(nn.Module):
+    """Base of every family.
+
+    Subclasses set ``Config`` and implement ``encode``, ``decode`` and ``forward``. Hooks the
+    training loop calls, all optional: ``on_train_progress(epochs_done: float)`` before each step,
+    ``on_train_end(X)`` after training (e.g. to fit a prior over codes).
+    """
+
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    name: ClassVar[str] = "base"
+    conditional: ClassVar[bool] = False
+    generative: ClassVar[bool] = False
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Deterministic reconstruction: decode(encode(x)), in data space."""
+        return self.decode(self.encode(x, y), y)
+
+    def on_train_progress(self, epochs_done: float) -> None:  # noqa: B027 (optional hook)
+        pass
+
+    def on_train_end(self, X: torch.Tensor, y: torch.Tensor | None = None) -> None:  # noqa: B027
+        pass

@@ -1,0 +1,138 @@
+"""Hierarchical VAE with a top-down (ladder) inference network (Sønderby et al. 2016).
+
+Stochastic layers z_1 (bottom) ... z_L (top). Generative model:
+p(z_L) = N(0, I), p(z_l | z_{l+1}) Gaussian from a small MLP, p(x | z_1) from the decoder.
+Inference: a bottom-up deterministic pass gives, per level, a Gaussian estimate (mu_hat, var_hat);
+going down, q(z_l | x, z_{l+1}) merges it with the prior p(z_l | z_{l+1}) by precision weighting.
+KL is analytic at every level (given the sampled z_{l+1}) and reported per level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import math
+
+import torch
+from torch import nn
+
+from .. import losses
+from .._registry import register
+from ..nn import MLP, build_decoder, build_encoder
+from .base import AEOutput, Autoencoder, to_data_space
+from .vae import VAE, VAEConfig, kl_objective, log_normal
+
+
+@dataclass
+class HVAEConfig(VAEConfig):
+    """latent_dim is the top layer's size (what ``encode`` returns); lower_latent_dims are the
+    stochastic layers below it, bottom first. hidden_dims shape the x <-> z_1 networks; the
+    deterministic size between levels is hidden_dims[-1] (``level_dim`` when hidden_dims is empty)."""
+
+    lower_latent_dims: tuple[int, ...] = (32,)
+    level_dim: int = 128
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.lower_latent_dims = tuple(int(d) for d in self.lower_latent_dims)
+        if not self.lower_latent_dims or min(self.lower_latent_dims) < 1:
+            raise ValueError("lower_latent_dims needs at least one positive size (a hierarchy has >= 2 layers)")
+
+    @property
+    def latent_dims(self) -> tuple[int, ...]:
+        return (*self.lower_latent_dims, self.latent_dim)
+
+
+def _merge(mu_a, logvar_a, mu_b, logvar_b):
+    """Product of two diagonal Gaussians (precision weighting), renormalised: (mu, logvar)."""
+    prec_a, prec_b = torch.exp(-logvar_a), torch.exp(-logvar_b)
+    var = 1.0 / (prec_a + prec_b)
+    return var * (mu_a * prec_a + mu_b * prec_b), torch.log(var)
+
+
+@register("hvae")
+class HVAE(VAE):
+    Config = HVAEConfig
+
+    def __init__(self, config: HVAEConfig, encoder=None, decoder=None):
+        Autoencoder.__init__(self, config)  # VAE.__init__ builds a one-level network
+        c = config
+        dims = c.latent_dims
+        h = c.hidden_dims[-1] if c.hidden_dims else c.level_dim
+        act = c.activation
+        # bottom-up: x -> d_1 -> d_2 ... ; each d_l gives (mu_hat_l, logvar_hat_l)
+        self.up = nn.ModuleList(
+            [encoder or build_encoder(c.architecture, c.input_shape, c.hidden_dims, h, act, out_activation=act)]
+            + [MLP(h, (), h, act, out_activation=act) for _ in dims[1:]]
+        )
+        self.q_heads = nn.ModuleList(nn.Linear(h, 2 * d) for d in dims)
+        # top-down priors p(z_l | z_{l+1}) for l < L
+        self.p_nets = nn.ModuleList(MLP(dims[i + 1], (h,), 2 * dims[i], act) for i in range(len(dims) - 1))
+        self.decoder = decoder or build_decoder(c.architecture, c.input_shape, c.hidden_dims, dims[0], act)
+        self._init_likelihood()
+        self.register_buffer("epochs_done", torch.zeros(()))
+
+    def _bottom_up(self, x):
+        """Bottom-up Gaussian estimates per level, bottom first: [(mu_hat, logvar_hat) (B, d_l)]."""
+        d, est = x, []
+        for up, head in zip(self.up, self.q_heads):
+            d = up(d)
+            est.append(head(d).chunk(2, dim=1))
+        return est
+
+    def _top_down(self, x, generator):
+        """Sample the hierarchy from q; per level (bottom first): z, q params, p params."""
+        est = self._bottom_up(x)
+        L = len(est)
+        levels = [None] * L
+        mu_q, logvar_q = est[-1]
+        mu_p, logvar_p = torch.zeros_like(mu_q), torch.zeros_like(logvar_q)
+        for lvl in range(L - 1, -1, -1):
+            if lvl < L - 1:
+                mu_p, logvar_p = self.p_nets[lvl](levels[lvl + 1][0]).chunk(2, dim=1)
+                mu_q, logvar_q = _merge(*est[lvl], mu_p, logvar_p)
+            if self.config.min_variance > 0:
+                logvar_q = logvar_q.clamp_min(math.log(self.config.min_variance))
+            eps = torch.randn(mu_q.shape, generator=generator, device=mu_q.device, dtype=mu_q.dtype)
+            z = mu_q + torch.exp(0.5 * logvar_q) * eps
+            levels[lvl] = (z, mu_q, logvar_q, mu_p, logvar_p)
+        return levels
+
+    def posterior(self, x, y=None):
+        """Bottom-up estimate of q(z_L | x) for the top layer (its mean is the code)."""
+        return self._bottom_up(x)[-1]
+
+    def decoder_output(self, z, y=None):
+        """Decode a top-layer code (B, latent_dim), walking down through the prior means."""
+        for p_net in reversed(self.p_nets):
+            z = p_net(z).chunk(2, dim=1)[0]
+        return self.decoder(z)
+
+    def forward(self, x, y=None, *, generator=None) -> AEOutput:
+        levels = self._top_down(x, generator)
+        out = self.decoder(levels[0][0])
+        recon, x_hat = self._reconstruction(out, x)
+        kls = [losses.kl_normal_normal(mq, lq, mp, lp, per_dim=True) for _, mq, lq, mp, lp in levels]  # (B, d_l)
+        kl_term = sum(kl_objective(k, self.config.free_bits, self.training) for k in kls)
+        loss = recon.mean() + self.kl_weight() * kl_term
+        parts = {"recon": recon, "kl": sum(k.sum(dim=1) for k in kls)}
+        parts.update({f"kl_{i + 1}": k.sum(dim=1) for i, k in enumerate(kls)})
+        return AEOutput(loss=loss, parts=parts, x_hat=x_hat, z=levels[-1][1])
+
+    def log_weight(self, x, y=None, *, generator=None):
+        levels = self._top_down(x, generator)
+        nll, _ = self._reconstruction(self.decoder(levels[0][0]), x)
+        log_p = sum(log_normal(z, mp, lp) for z, _, _, mp, lp in levels)
+        log_q = sum(log_normal(z, mq, lq) for z, mq, lq, _, _ in levels)
+        return -nll + log_p - log_q
+
+    @torch.no_grad()
+    def sample(self, n, y=None, *, generator=None):
+        """Ancestral sampling z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}), x-mean from p(x | z_1)."""
+        device = next(self.parameters()).device
+        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
+        for p_net in reversed(self.p_nets):
+            mu, logvar = p_net(z).chunk(2, dim=1)
+            eps = torch.randn(mu.shape, generator=generator, device=device)
+            z = mu + torch.exp(0.5 * logvar) * eps
+        return to_data_space(self.recon_kind, self.decoder(z))

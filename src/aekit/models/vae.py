@@ -1,0 +1,181 @@
+"""Variational autoencoder (Kingma & Welling 2014) with beta (Higgins et al. 2017), KL warm-up
+(linear, or cyclical as in Fu et al. 2019), free bits (Kingma et al. 2016) and a floor on the
+posterior variance. The loss is -ELBO in nats per sample (with beta = 1 and no warm-up)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .. import losses
+from .._registry import register
+from ..nn import build_decoder, build_encoder
+from .base import AEOutput, Autoencoder, ModelConfig, check_choice, check_nonneg, reconstruction, to_data_space
+
+_MIN_DECODER_VARIANCE = 1e-4  # floor on a learned Gaussian decoder variance
+
+
+@dataclass
+class VAEConfig(ModelConfig):
+    """likelihood: ``"bernoulli"`` (data in [0, 1]; decoder gives logits) or ``"gaussian"``.
+    gaussian_std: fixed decoder std; None learns one variance per feature.
+    kl_schedule ``"linear"`` ramps the KL weight from 0 to beta over kl_warmup_epochs;
+    ``"cyclical"`` repeats that ramp every kl_cycle_epochs. free_bits: nats per latent dimension
+    below which the KL is not pushed down. min_variance: floor on the encoder's variance."""
+
+    beta: float = 1.0
+    likelihood: str = "bernoulli"
+    gaussian_std: float | None = None
+    kl_schedule: str = "linear"
+    kl_warmup_epochs: float = 0.0
+    kl_cycle_epochs: float = 0.0
+    free_bits: float = 0.0
+    min_variance: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian"))
+        check_choice("kl_schedule", self.kl_schedule, ("linear", "cyclical"))
+        for name in ("beta", "kl_warmup_epochs", "kl_cycle_epochs", "free_bits", "min_variance"):
+            check_nonneg(name, getattr(self, name))
+        if self.gaussian_std is not None and not self.gaussian_std > 0:
+            raise ValueError(f"gaussian_std must be > 0 (or None to learn it), got {self.gaussian_std!r}")
+        if self.kl_schedule == "cyclical" and not self.kl_cycle_epochs >= self.kl_warmup_epochs > 0:
+            raise ValueError("kl_schedule='cyclical' needs kl_cycle_epochs >= kl_warmup_epochs > 0")
+
+
+def kl_weight(config: VAEConfig, epochs_done: float, training: bool) -> float:
+    """The KL weight at this point of training; the full beta outside training."""
+    if not training or config.kl_warmup_epochs <= 0:
+        return config.beta
+    t = epochs_done % config.kl_cycle_epochs if config.kl_schedule == "cyclical" else epochs_done
+    return config.beta * min(1.0, t / config.kl_warmup_epochs)
+
+
+def kl_objective(kl_dims: torch.Tensor, free_bits: float, training: bool) -> torch.Tensor:
+    """Batch KL term to minimise from per-dimension KLs (B, K): with free bits, each dimension's
+    batch-mean KL is floored at ``free_bits`` nats (only while training)."""
+    if training and free_bits > 0:
+        return kl_dims.mean(dim=0).clamp_min(free_bits).sum()
+    return kl_dims.sum(dim=1).mean()
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, exp(logvar)) summed over dimensions, (B,)."""
+    return -losses.gaussian_nll(z, mu, logvar)
+
+
+@register("vae")
+class VAE(Autoencoder):
+    """Gaussian encoder q(z|x) = N(mu, diag(sigma^2)), prior N(0, I), Bernoulli or Gaussian decoder.
+
+    ``encode`` gives the posterior mean; ``forward`` samples z = mu + sigma * eps with the
+    generator passed in.
+    """
+
+    Config = VAEConfig
+    generative = True
+    cond_dim = 0
+
+    def __init__(self, config: VAEConfig, encoder=None, decoder=None):
+        super().__init__(config)
+        c = config
+        self.encoder = encoder or build_encoder(
+            c.architecture, c.input_shape, c.hidden_dims, 2 * c.latent_dim, c.activation, cond_dim=self.cond_dim
+        )
+        self.decoder = decoder or build_decoder(
+            c.architecture, c.input_shape, c.hidden_dims, self.decoder_in_dim, c.activation
+        )
+        self._init_likelihood()
+        # epochs of training done so far, kept in the state dict so a resumed run anneals the same way
+        self.register_buffer("epochs_done", torch.zeros(()))
+
+    @property
+    def decoder_in_dim(self) -> int:
+        return self.config.latent_dim + self.cond_dim
+
+    def _init_likelihood(self) -> None:
+        c = self.config
+        self.recon_kind = "bce" if c.likelihood == "bernoulli" else "gaussian"
+        if c.likelihood == "gaussian" and c.gaussian_std is None:
+            self.decoder_logvar = nn.Parameter(torch.zeros(c.input_shape))
+        else:
+            self.decoder_logvar = None
+
+    def _decoder_logvar(self, ref: torch.Tensor) -> torch.Tensor | None:
+        c = self.config
+        if c.likelihood != "gaussian":
+            return None
+        if self.decoder_logvar is not None:
+            return self.decoder_logvar.clamp_min(math.log(_MIN_DECODER_VARIANCE))
+        return torch.full((), 2 * math.log(c.gaussian_std), device=ref.device, dtype=ref.dtype)
+
+    def _reconstruction(self, out: torch.Tensor, x: torch.Tensor):
+        """-log p(x|z) per sample (B,) and the decoder mean in data space."""
+        return reconstruction(self.recon_kind, out, x, self._decoder_logvar(out))
+
+    # -- conditioning (CVAE overrides) ------------------------------------------------
+    def condition(self, y) -> torch.Tensor | None:
+        return None
+
+    @staticmethod
+    def _call(module: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return module(x) if c is None else module(x, c)
+
+    # -- distributions ----------------------------------------------------------------
+    def posterior(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameters of q(z|x): mean and log-variance, each (B, K)."""
+        c = self.condition(y)
+        h = self._call(self.encoder, x, c.to(x.device) if c is not None else None)  # (B, 2K)
+        mu, logvar = h.chunk(2, dim=1)
+        if self.config.min_variance > 0:
+            logvar = logvar.clamp_min(math.log(self.config.min_variance))
+        return mu, logvar
+
+    def decoder_output(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        c = self.condition(y)
+        zc = z if c is None else torch.cat([z, c.to(z.device)], dim=1)  # (B, K + C)
+        return self.decoder(zc)
+
+    def encode(self, x, y=None):
+        return self.posterior(x, y)[0]
+
+    def decode(self, z, y=None):
+        return to_data_space(self.recon_kind, self.decoder_output(z, y))
+
+    def kl_weight(self) -> float:
+        return kl_weight(self.config, float(self.epochs_done), self.training)
+
+    def on_train_progress(self, epochs_done: float) -> None:
+        self.epochs_done.fill_(epochs_done)
+
+    def forward(self, x, y=None, *, generator=None) -> AEOutput:
+        mu, logvar = self.posterior(x, y)  # (B, K) each
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps  # (B, K)
+        out = self.decoder_output(z, y)
+        recon, x_hat = self._reconstruction(out, x)
+        kl_dims = losses.kl_normal(mu, logvar, per_dim=True)  # (B, K)
+        loss = recon.mean() + self.kl_weight() * kl_objective(kl_dims, self.config.free_bits, self.training)
+        return AEOutput(loss=loss, parts={"recon": recon, "kl": kl_dims.sum(dim=1)}, x_hat=x_hat, z=mu)
+
+    def log_weight(self, x, y=None, *, generator=None) -> torch.Tensor:
+        """One importance sample's log p(x, z) - log q(z|x), z ~ q(z|x); (B,). Averaging its exp
+        over k samples gives the importance-weighted bound of Burda et al. 2016."""
+        mu, logvar = self.posterior(x, y)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        out = self.decoder_output(z, y)
+        nll, _ = self._reconstruction(out, x)
+        zeros = torch.zeros_like(mu)
+        return -nll + log_normal(z, zeros, zeros) - log_normal(z, mu, logvar)
+
+    @torch.no_grad()
+    def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode n draws from the prior; returns the decoder mean in data space, (n, *input_shape)."""
+        device = next(self.parameters()).device
+        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
+        return self.decode(z, y)

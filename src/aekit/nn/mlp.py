@@ -1,0 +1,75 @@
+"""Multi-layer perceptron with access to every hidden activation."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "softplus": nn.Softplus,
+}
+
+
+def activation_module(name: str | None) -> nn.Module:
+    """Return a fresh activation module for ``name``; ``None`` or ``"linear"`` gives identity."""
+    if name is None or name in ("linear", "none", "identity"):
+        return nn.Identity()
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        choices = sorted(_ACTIVATIONS) + ["None"]
+        raise ValueError(f"unknown activation {name!r}; choose one of {choices}") from None
+
+
+class MLP(nn.Module):
+    """Fully connected stack: in_dim -> hidden_dims... -> out_dim.
+
+    Input (B, *in_shape) is flattened; output is (B, out_dim) or reshaped to ``out_shape``.
+    An optional condition c (B, C) is concatenated to the flattened input.
+    ``forward(x, return_hidden=True)`` also returns each hidden layer's activation (B, H_k),
+    the rates that KL sparsity penalises.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dims: Sequence[int],
+        out_dim: int,
+        activation: str | None = "relu",
+        out_activation: str | None = None,
+        out_shape: Sequence[int] | None = None,
+    ):
+        super().__init__()
+        dims = [in_dim, *hidden_dims]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.acts = nn.ModuleList(activation_module(activation) for _ in hidden_dims)
+        self.out = nn.Linear(dims[-1], out_dim)
+        self.out_act = activation_module(out_activation)
+        self.out_shape = tuple(out_shape) if out_shape is not None else None
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, return_hidden: bool = False):
+        h = x.reshape(x.shape[0], -1)  # (B, D)
+        if c is not None:
+            h = torch.cat([h, c], dim=1)  # (B, D + C)
+        hidden = []
+        for lin, act in zip(self.hidden, self.acts):
+            h = act(lin(h))  # (B, H_k)
+            hidden.append(h)
+        y = self.out_act(self.out(h))  # (B, out_dim)
+        if self.out_shape is not None:
+            y = y.reshape(y.shape[0], *self.out_shape)
+        return (y, hidden) if return_hidden else y
+
+
+def flat_dim(shape: Sequence[int]) -> int:
+    return int(math.prod(shape))

@@ -1,0 +1,319 @@
+"""The one training loop (any registered model), written as a function.
+
+Batches are index slices of tensors in memory (no per-sample DataLoader). Randomness comes from
+two generators seeded by ``seed``: one shuffles, one drives the model's noise (reparameterisation,
+corruption). Model-specific needs go through the model's hooks (``on_train_progress``,
+``on_train_end``), never through branches on model names.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ._utils import resolve_device
+from .checkpoint import load_train_state, save_train_state
+
+__all__ = ["train", "NonFiniteLossError", "evaluate_loss", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss (or gradient)."""
+
+
+def _as_tensor(X) -> torch.Tensor | np.ndarray:
+    """Keep memory-mapped arrays on disk (batches are read as needed); everything else -> float32 tensor."""
+    if isinstance(X, np.memmap):
+        return X
+    if isinstance(X, torch.Tensor):
+        return X.float()
+    return torch.as_tensor(np.asarray(X, dtype=np.float32))
+
+
+def _take(src, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Gather rows ``idx`` of a tensor or memory-mapped array onto ``device``."""
+    if isinstance(src, np.ndarray):
+        rows = np.asarray(src[np.sort(idx.cpu().numpy())], dtype=np.float32)
+        return torch.from_numpy(rows).to(device, non_blocking=True)
+    return src[idx.to(src.device)].to(device, non_blocking=True)
+
+
+def _take_y(y, idx, device):
+    if y is None:
+        return None
+    if isinstance(y, np.ndarray):
+        return torch.as_tensor(y[np.sort(idx.cpu().numpy())]).to(device)
+    return y[idx.to(y.device)].to(device)
+
+
+def _batch_order(n: int, batch_size: int, generator: torch.Generator, memmapped: bool) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=generator)
+    batches = list(perm.split(batch_size))
+    if memmapped:  # read sorted rows from disk (the batch's content is the same set)
+        batches = [b.sort().values for b in batches]
+    return batches
+
+
+def _part_means(out) -> dict[str, float]:
+    d = {name: float(v.detach().mean()) for name, v in out.parts.items()}
+    d.update({name: float(v.detach()) for name, v in out.stats.items()})
+    return d
+
+
+def _nonfinite_message(out, epoch: int, step: int) -> str:
+    bad = [n for n, v in out.parts.items() if not torch.isfinite(v).all()]
+    where = f"part(s) {', '.join(repr(b) for b in bad)}" if bad else "the weighted total"
+    return (
+        f"loss became non-finite at epoch {epoch + 1}, step {step + 1}: {where} is NaN or infinite. "
+        "Try a lower lr, grad_clip, or check the data for NaN/inf and the loss against the data range "
+        "(BCE/Bernoulli needs values in [0, 1]); on_nonfinite='rollback' retries with a lower lr."
+    )
+
+
+@torch.no_grad()
+def evaluate_loss(model, X, y=None, *, batch_size: int = 1024, seed: int = 0, device=None) -> dict[str, float]:
+    """Mean loss and parts of ``model`` on X in eval mode (sample-weighted over batches)."""
+    device = device or next(model.parameters()).device
+    src = _as_tensor(X)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    was = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    n = len(src)
+    for idx in torch.arange(n).split(batch_size):
+        out = model(_take(src, idx, device), _take_y(y, idx, device), generator=gen)
+        for k, v in {"loss": float(out.loss), **_part_means(out)}.items():
+            totals[k] = totals.get(k, 0.0) + v * len(idx)
+    model.train(was)
+    return {k: v / n for k, v in totals.items()}
+
+
+def _split_validation(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must lie in (0, 1), got {fraction!r}")
+    n_val = max(1, int(round(n * fraction)))
+    if n - n_val < 1:
+        raise ValueError(f"validation_fraction={fraction} leaves no training samples out of {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def train(
+    model: torch.nn.Module,
+    X,
+    y=None,
+    *,
+    X_val=None,
+    y_val=None,
+    validation_fraction: float = 0.0,
+    epochs: int = 50,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    early_stopping: bool = False,
+    patience: int = 10,
+    grad_clip: float | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    batch_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    on_nonfinite: str = "raise",
+    callbacks: tuple[Callable[[int, dict[str, Any]], None], ...] = (),
+) -> list[dict[str, float]]:
+    """Train ``model`` on X (and labels y for conditional models) with AdamW.
+
+    Parameters
+    ----------
+    X : array or tensor, (n, *model.config.input_shape); a ``np.memmap`` is read batch by batch.
+    X_val, validation_fraction : a validation set, or the fraction of X held out as one.
+    early_stopping : stop when the validation loss has not improved for ``patience`` epochs and
+        restore the best weights (a validation fraction of 0.1 is used if none was given).
+    grad_clip : max global gradient norm, or None.
+    seed : seeds shuffling, model noise and the validation split; same seed, same result.
+    checkpoint_dir : write ``checkpoint.safetensors`` there after every epoch (atomically).
+    resume : continue from the checkpoint in ``checkpoint_dir`` (same settings) exactly where it stopped.
+    batch_transform : f(batch, generator) applied to each training batch (e.g. dynamic binarisation).
+    on_nonfinite : ``"raise"`` (default) stops with NonFiniteLossError naming the part; ``"rollback"``
+        restores the state at the start of the epoch, halves the learning rate and retries (5 times).
+    callbacks : f(epoch, record) called after every epoch.
+
+    Returns
+    -------
+    history : list of per-epoch dicts: ``loss`` and every named part for training, ``val_*`` for
+        validation, ``lr`` and ``time_s``.
+    """
+    if on_nonfinite not in ("raise", "rollback"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'rollback', got {on_nonfinite!r}")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir (the folder holding checkpoint.safetensors)")
+    dev = resolve_device(device)
+    model.to(dev)
+    src, ysrc = _as_tensor(X), (None if y is None else torch.as_tensor(np.asarray(y)))
+    if early_stopping and X_val is None and not validation_fraction:
+        validation_fraction = 0.1
+    if X_val is None and validation_fraction:
+        tr_idx, va_idx = _split_validation(len(src), validation_fraction, seed)
+        X_val, y_val = _take(src, va_idx, torch.device("cpu")), _take_y(ysrc, va_idx, torch.device("cpu"))
+        src, ysrc = _take(src, tr_idx, torch.device("cpu")), _take_y(ysrc, tr_idx, torch.device("cpu"))
+    memmapped = isinstance(src, np.ndarray)
+    if not memmapped and dev.type == "cuda":
+        src = src.to(dev)  # whole data set on the GPU: batches are then pure index slices
+        ysrc = ysrc.to(dev) if ysrc is not None else None
+    n = len(src)
+    if n < 1:
+        raise ValueError("no training samples")
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    shuffle_gen = torch.Generator().manual_seed(seed)
+    noise_gen = torch.Generator(device=dev).manual_seed(seed + 1)
+    history: list[dict[str, float]] = []
+    start_epoch, best_val, bad_epochs, best_state = 0, math.inf, 0, None
+    ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    if resume and ckpt is not None and ckpt.exists():
+        extra, t = load_train_state(ckpt, model, optimizer)
+        start_epoch, history = extra["epoch"], extra["history"]
+        best_val, bad_epochs = extra["best_val"], extra["bad_epochs"]
+        shuffle_gen.set_state(t["shuffle_rng"])
+        noise_gen.set_state(t["noise_rng"].to(noise_gen.get_state().device))
+        if extra["has_best"]:
+            best_state = {k[5:]: v.to(dev) for k, v in t.items() if k.startswith("best.")}
+
+    n_batches = math.ceil(n / batch_size)
+    bar = _Progress(epochs, start_epoch, enabled=progress)
+    try:
+        for epoch in range(start_epoch, epochs):
+            if early_stopping and bad_epochs >= patience:
+                break
+            t0 = time.perf_counter()
+            snapshot = _snapshot(model, optimizer, shuffle_gen, noise_gen) if on_nonfinite == "rollback" else None
+            for attempt in range(6):
+                try:
+                    record = _run_epoch(
+                        model, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffle_gen, noise_gen,
+                        dev, memmapped, grad_clip, batch_transform,
+                    )
+                    break
+                except NonFiniteLossError:
+                    if snapshot is None or attempt == 5:
+                        raise
+                    _restore(snapshot, model, optimizer, shuffle_gen, noise_gen)
+                    for g in optimizer.param_groups:
+                        g["lr"] *= 0.5
+            record = {"epoch": epoch + 1, **record, "lr": optimizer.param_groups[0]["lr"]}
+            if X_val is not None:
+                val = evaluate_loss(model, X_val, y_val, seed=seed + 2, device=dev)
+                record.update({f"val_{k}": v for k, v in val.items()})
+                if val["loss"] < best_val:
+                    best_val, bad_epochs = val["loss"], 0
+                    if early_stopping:
+                        best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad_epochs += 1
+            record["time_s"] = time.perf_counter() - t0
+            history.append(record)
+            if ckpt is not None:
+                _save(ckpt, model, optimizer, epoch + 1, history, best_val, bad_epochs, best_state, shuffle_gen, noise_gen)
+            for cb in callbacks:
+                cb(epoch, record)
+            bar.update(record)
+    finally:
+        bar.close()
+    if early_stopping and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    model.on_train_end(src if not memmapped else _as_tensor(np.asarray(src)), ysrc)
+    return history
+
+
+def _run_epoch(model, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffle_gen, noise_gen, dev, memmapped, grad_clip, batch_transform):
+    model.train()
+    sums: dict[str, float] = {}
+    seen = 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    for step, idx in enumerate(_batch_order(len(src), batch_size, shuffle_gen, memmapped)):
+        model.on_train_progress(epoch + step / n_batches)
+        xb, yb = _take(src, idx, dev), _take_y(ysrc, idx, dev)
+        if batch_transform is not None:
+            xb = batch_transform(xb, noise_gen)
+        out = model(xb, yb, generator=noise_gen)
+        if not torch.isfinite(out.loss):
+            raise NonFiniteLossError(_nonfinite_message(out, epoch, step))
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else math.inf)
+        if not torch.isfinite(norm):
+            raise NonFiniteLossError(
+                f"gradient became non-finite at epoch {epoch + 1}, step {step + 1} (loss was finite). "
+                "Try a lower lr or grad_clip."
+            )
+        optimizer.step()
+        b = len(idx)
+        seen += b
+        for k, v in {"loss": float(out.loss.detach()), **_part_means(out)}.items():
+            sums[k] = sums.get(k, 0.0) + v * b
+    model.on_train_progress(epoch + 1.0)
+    return {k: v / seen for k, v in sums.items()}
+
+
+def _snapshot(model, optimizer, *gens):
+    return copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()), [g.get_state() for g in gens]
+
+
+def _restore(snapshot, model, optimizer, *gens):
+    m, o, states = snapshot
+    model.load_state_dict(m)
+    optimizer.load_state_dict(o)
+    for g, s in zip(gens, states):
+        g.set_state(s)
+
+
+def _save(path, model, optimizer, epoch, history, best_val, bad_epochs, best_state, shuffle_gen, noise_gen):
+    tensors = {"shuffle_rng": shuffle_gen.get_state(), "noise_rng": noise_gen.get_state().cpu()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v for k, v in best_state.items()})
+    extra = {"epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs, "has_best": best_state is not None}
+    save_train_state(path, model, optimizer, extra, tensors)
+
+
+class _Progress:
+    """A rich progress bar over epochs (with ETA) showing the loss and its parts; silent when disabled.
+    Updated once per epoch, so a captured log gets a handful of lines, not thousands."""
+
+    def __init__(self, epochs: int, start: int, enabled: bool):
+        self.bar = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("epoch {task.completed}/{task.total}"), BarColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"), transient=False,
+        )
+        self.task = self.bar.add_task("train", total=epochs, completed=start, info="")
+        self.bar.start()
+
+    def update(self, record: dict[str, float]) -> None:
+        if self.bar is None:
+            return
+        keys = [k for k in record if k not in ("epoch", "lr", "time_s")]
+        info = " ".join(f"{k}={record[k]:.4g}" for k in keys[:8])
+        self.bar.update(self.task, advance=1, info=info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
