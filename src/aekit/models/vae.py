@@ -21,7 +21,8 @@ _MIN_DECODER_VARIANCE = 1e-4  # floor on a learned Gaussian decoder variance
 @dataclass
 class VAEConfig(ModelConfig):
     """likelihood: ``"bernoulli"`` (data in [0, 1]; decoder gives logits) or ``"gaussian"``.
-    gaussian_std: fixed decoder std; None learns one variance per feature.
+    gaussian_std: fixed decoder std; None learns one shared variance (the calibrated decoder of
+    Rybkin et al. 2021, which balances reconstruction and KL by itself).
     kl_schedule ``"linear"`` ramps the KL weight from 0 to beta over kl_warmup_epochs;
     ``"cyclical"`` repeats that ramp every kl_cycle_epochs. free_bits: nats per latent dimension
     below which the KL is not pushed down. min_variance: floor on the encoder's variance."""
@@ -101,7 +102,7 @@ class VAE(Autoencoder):
         c = self.config
         self.recon_kind = "bce" if c.likelihood == "bernoulli" else "gaussian"
         if c.likelihood == "gaussian" and c.gaussian_std is None:
-            self.decoder_logvar = nn.Parameter(torch.zeros(c.input_shape))
+            self.decoder_logvar = nn.Parameter(torch.zeros(()))
         else:
             self.decoder_logvar = None
 
