@@ -1,0 +1,302 @@
+"""Evaluate a fitted model: reconstruction error, ELBO, importance-weighted NLL, active units,
+posterior collapse and codebook use.
+
+:func:`evaluate` works on any registered model and reports what applies to it: reconstruction
+metrics for every model; ELBO, per-dimension KL, active units and (on request) the
+importance-weighted NLL of Burda et al. 2016 for models with ``log_weight`` (vae, cvae, hvae);
+codebook usage and perplexity for models with ``encode_indices`` (vqvae). :func:`evaluate_run`
+does the same for a run folder and writes ``evaluation.json`` beside the model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import losses
+from ._utils import atomic_write_text
+from .train import _as_tensor, _take, _take_y
+
+__all__ = ["evaluate", "evaluate_run", "importance_weighted_nll", "ACTIVE_UNIT_THRESHOLD", "EVALUATION_NAME"]
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: unit u is active when Cov_x(E_q[z_u]) > 0.01
+EVALUATION_NAME = "evaluation.json"
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    X,
+    y=None,
+    *,
+    nll_samples: int = 0,
+    batch_size: int = 1024,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Evaluate a fitted model on X (in eval mode; the model's mode is restored afterwards).
+
+    Parameters
+    ----------
+    model : a registered aekit model (``aekit.models``).
+    X : array or tensor shaped ``(n, *model.config.input_shape)``; a ``np.memmap`` is read in batches.
+    y : labels (n,), needed by conditional models (cvae).
+    nll_samples : K, the importance samples per data point for the NLL estimate; 0 skips it.
+        Cost: K forward passes per sample.
+    batch_size : rows per forward pass. The NLL is batched over samples *and* data, so any K
+        fits in memory: each pass holds ``batch_size`` (data point, sample) pairs.
+    seed : seeds the model's noise (the ELBO's and the NLL's samples); same seed, same numbers.
+    device : where to run; defaults to the model's device.
+
+    Returns
+    -------
+    dict with, for every model:
+
+    - ``n_samples``: n.
+    - ``recon_mse``: mean per-pixel (per-feature) squared error of ``model.reconstruct(x)``, the
+      deterministic reconstruction (posterior mean for VAEs, quantised code for VQ-VAE).
+    - ``recon_bce``: binary cross-entropy of that reconstruction in nats per sample (summed over
+      pixels, the ELBO's units), only when X lies in [0, 1].
+    - ``psnr``: 10 log10(peak^2 / recon_mse) in dB, peak 1.0 for data in [0, 1], else the data range.
+
+    for VAE-like models (those with ``log_weight``: vae, cvae, hvae):
+
+    - ``elbo``: mean ELBO per sample in nats (higher is better): -(recon + KL) from one posterior
+      sample per data point with the analytic KL, whatever beta, warm-up or free bits training used.
+    - ``kl_per_dim``: mean KL(q(z_k|x) || N(0, 1)) of each latent dimension. For hvae this is the
+      top layer (its posterior is the bottom-up estimate and its prior N(0, I)); the lower layers'
+      KLs are in ``elbo``.
+    - ``active_units``: number of latent dimensions with Cov_x(E_q[z_k | x]) > 0.01 (Burda et al.
+      2016), over the top layer for hvae; ``latent_dim`` is the number of dimensions looked at.
+    - ``posterior_collapse``: True when fewer than half the dimensions are active, with
+      ``posterior_collapse_message`` saying so in words (empty string otherwise).
+    - ``nll``, ``nll_samples``: when ``nll_samples`` > 0, the importance-weighted estimate
+      -log (1/K sum_k exp(log w_k)) in nats per sample (see :func:`importance_weighted_nll`).
+      It is an upper bound on the true NLL in expectation and tightens as K grows.
+
+    for models with ``encode_indices`` (vqvae), over the whole set:
+
+    - ``codebook_usage``: fraction of codebook entries used at least once.
+    - ``perplexity``: exp of the entropy of the code-use frequencies (K when all K entries are
+      used equally, 1 when one entry takes everything).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from aekit._registry import build_model
+    >>> from aekit.evaluate import evaluate
+    >>> model = build_model("vae", input_shape=(8,), latent_dim=2, hidden_dims=(16,))
+    >>> X = torch.rand(64, 8)
+    >>> r = evaluate(model, X, nll_samples=10)
+    >>> sorted(k for k in r if k in ("elbo", "nll", "active_units", "recon_mse"))
+    ['active_units', 'elbo', 'nll', 'recon_mse']
+    >>> r["nll"] <= -r["elbo"] + 1.0  # the bound ordering, up to Monte Carlo noise
+    True
+    """
+    _check_count("nll_samples", nll_samples, minimum=0)
+    _check_count("batch_size", batch_size, minimum=1)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    src = _as_tensor(X)
+    ysrc = None if y is None else torch.as_tensor(np.asarray(y))
+    n = len(src)
+    if n < 1:
+        raise ValueError("evaluate needs at least one sample")
+    was_training, model_device = model.training, next(model.parameters()).device
+    model.to(device).eval()
+    try:
+        result = _single_pass(model, src, ysrc, n, batch_size, seed, device)
+        if nll_samples > 0:
+            result["nll"] = -_mean_iw_bound(model, src, ysrc, nll_samples, batch_size, seed + 1, device)
+            result["nll_samples"] = nll_samples
+    finally:
+        model.to(model_device).train(was_training)
+    return result
+
+
+def _single_pass(model, src, ysrc, n, batch_size, seed, device) -> dict[str, Any]:
+    """Every metric but the NLL, in one pass over the data."""
+    variational = hasattr(model, "log_weight")
+    quantised = hasattr(model, "encode_indices")
+    gen = torch.Generator(device=device).manual_seed(seed)
+    sq_err = bce = elbo = 0.0
+    lo, hi, n_features = math.inf, -math.inf, 0
+    mu_sum = mu_sq_sum = kl_sum = None  # (K,) float64, for VAE-like models
+    code_counts = None  # (codebook_size,), for VQ-VAE
+    for idx in torch.arange(n).split(batch_size):
+        xb, yb = _take(src, idx, device), _take_y(ysrc, idx, device)  # (b, *input_shape)
+        x_hat = model.reconstruct(xb, yb)  # (b, *input_shape)
+        n_features = xb[0].numel()
+        sq_err += float(losses.mse(x_hat, xb).sum())
+        bce += float(losses.bce(x_hat, xb).sum())
+        lo, hi = min(lo, float(xb.min())), max(hi, float(xb.max()))
+        if variational:
+            out = model(xb, yb, generator=gen)
+            elbo -= float((out.parts["recon"] + out.parts["kl"]).sum())
+            mu, logvar = model.posterior(xb, yb)  # (b, K) each; top layer for hvae
+            mu64 = mu.double()
+            kl = losses.kl_normal(mu, logvar, per_dim=True).double().sum(dim=0)  # (K,)
+            if mu_sum is None:
+                mu_sum, mu_sq_sum, kl_sum = torch.zeros_like(kl), torch.zeros_like(kl), torch.zeros_like(kl)
+            mu_sum += mu64.sum(dim=0)
+            mu_sq_sum += mu64.pow(2).sum(dim=0)
+            kl_sum += kl
+        if quantised:
+            codes = model.encode_indices(xb).reshape(-1)  # (b * M,)
+            counts = torch.bincount(codes, minlength=model.config.codebook_size).double()
+            code_counts = counts if code_counts is None else code_counts + counts
+    mse = sq_err / (n * n_features)
+    unit_range = lo >= 0.0 and hi <= 1.0
+    peak = 1.0 if unit_range else hi - lo
+    result: dict[str, Any] = {
+        "n_samples": n,
+        "recon_mse": mse,
+        "psnr": 10.0 * math.log10(peak**2 / mse) if mse > 0 and peak > 0 else math.inf,
+    }
+    if unit_range:
+        result["recon_bce"] = bce / n
+    if variational:
+        result.update(_latent_summary(mu_sum, mu_sq_sum, kl_sum, n))
+        result["elbo"] = elbo / n
+    if quantised:
+        freq = code_counts / code_counts.sum()  # (codebook_size,)
+        result["codebook_usage"] = float((code_counts > 0).double().mean())
+        result["perplexity"] = float(torch.exp(-torch.xlogy(freq, freq).sum()))
+    return result
+
+
+def _latent_summary(mu_sum, mu_sq_sum, kl_sum, n: int) -> dict[str, Any]:
+    """Active units and posterior-collapse warning from running sums of posterior means."""
+    mean = mu_sum / n
+    variance = (mu_sq_sum / n - mean.pow(2)).clamp_min(0.0) * (n / max(n - 1, 1))  # (K,) unbiased
+    k = len(variance)
+    active = int((variance > ACTIVE_UNIT_THRESHOLD).sum())
+    collapse = active < k / 2
+    message = (
+        f"posterior collapse: only {active} of {k} latent dimensions are active "
+        f"(Cov_x(E_q[z]) > {ACTIVE_UNIT_THRESHOLD}); the decoder is ignoring the rest. Try KL warm-up, "
+        "free bits, a smaller beta or a smaller latent_dim."
+        if collapse
+        else ""
+    )
+    return {
+        "kl_per_dim": [float(v) for v in kl_sum / n],
+        "latent_dim": k,
+        "active_units": active,
+        "posterior_collapse": collapse,
+        "posterior_collapse_message": message,
+    }
+
+
+def _mean_iw_bound(model, src, ysrc, k: int, batch_size: int, seed: int, device) -> float:
+    """Mean over the data of log (1/K sum_k w_k), batched over data points and samples."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    total = 0.0
+    n = len(src)
+    per_pass = max(1, batch_size // k)  # data points per forward pass
+    for idx in torch.arange(n).split(per_pass):
+        xb, yb = _take(src, idx, device), _take_y(ysrc, idx, device)
+        total += float(importance_weighted_nll(model, xb, yb, k, batch_size=batch_size, generator=gen).sum())
+    return -total / n
+
+
+@torch.no_grad()
+def importance_weighted_nll(
+    model, x: torch.Tensor, y=None, n_samples: int = 1000, *, batch_size: int = 1024, generator=None
+) -> torch.Tensor:
+    """Importance-weighted NLL estimate per data point, -log (1/K sum_k exp(log w_k)), nats, (B,).
+
+    log w_k = log p(x, z_k) - log q(z_k | x) with z_k ~ q(z|x) (``model.log_weight``); Burda et
+    al. 2016. The K samples are drawn in chunks of at most ``batch_size`` rows (data points x
+    samples) and combined by a running logsumexp in float64, so memory does not grow with K.
+    With K = 1 it is -ELBO (one-sample estimate); in expectation it decreases with K towards
+    the true NLL. x: (B, *input_shape).
+    """
+    _check_count("n_samples", n_samples, minimum=1)
+    b = x.shape[0]
+    per_pass = max(1, batch_size // b)  # samples per forward pass
+    acc = torch.full((b,), -math.inf, dtype=torch.float64, device=x.device)  # running log sum_k w_k
+    done = 0
+    while done < n_samples:
+        s = min(per_pass, n_samples - done)
+        xr = x.repeat(s, *([1] * (x.dim() - 1)))  # (s * B, ...), sample-major
+        yr = None if y is None else torch.as_tensor(y).repeat(s)
+        log_w = model.log_weight(xr, yr, generator=generator).double().reshape(s, b)  # (s, B)
+        acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=0))
+        done += s
+    return -(acc - math.log(n_samples))
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | Path,
+    split: str = "test",
+    nll_samples: int = 0,
+    limit: int | None = None,
+    *,
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Evaluate the fitted model of a run folder on a dataset and write ``evaluation.json`` there.
+
+    Parameters
+    ----------
+    run_dir : folder holding ``model.safetensors`` (written by ``fit``/``aekit train``).
+    data : a built-in dataset name (``aekit.datasets.available_datasets``) or a data file/folder.
+    split : which split of ``data`` to evaluate on.
+    nll_samples : importance samples for the NLL (0 skips it); see :func:`evaluate`.
+    limit : evaluate on the first ``limit`` samples only.
+
+    Returns
+    -------
+    dict : what :func:`evaluate` returns, plus ``data``, ``split`` and ``run_dir``; the same
+        dict is written (atomically) to ``run_dir/evaluation.json``.
+    """
+    from .datasets import load_dataset
+
+    run_dir = Path(run_dir)
+    if limit is not None:
+        _check_count("limit", limit, minimum=1)
+    model, to_input = _load_run(run_dir)
+    ds = load_dataset(data, split=split)
+    X, y = ds.X[:limit], (None if ds.y is None else ds.y[:limit])
+    result = evaluate(
+        model, to_input(X), y if model.conditional else None,
+        nll_samples=nll_samples, batch_size=batch_size, seed=seed,
+    )
+    result.update({"data": str(data), "split": split, "run_dir": str(run_dir)})
+    atomic_write_text(run_dir / EVALUATION_NAME, json.dumps(result, indent=2, allow_nan=True) + "\n")
+    return result
+
+
+def _load_run(run_dir: Path) -> tuple[torch.nn.Module, Callable[[np.ndarray], Any]]:
+    """The model of a run folder and the function that turns data into its input.
+
+    Reads ``model.safetensors`` with :func:`aekit.checkpoint.load_model` and reshapes data to the
+    model's input shape. The estimator layer (``aekit.load(run_dir)``, its ``model_`` and its
+    input conversion) takes over here once it exists.
+    """
+    from .checkpoint import load_model
+
+    path = run_dir / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no model.safetensors")
+    model = load_model(path)
+    shape = tuple(model.config.input_shape)
+
+    def to_input(X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X[0].size != math.prod(shape):
+            raise ValueError(f"data samples have {X[0].size} values; the model expects {shape}")
+        return X.reshape(len(X), *shape)
+
+    return model, to_input
+
+
+def _check_count(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
