@@ -106,6 +106,23 @@ def to_data_space(kind: str, out: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(out) if kind == "bce" else out
 
 
+class SharedNoise:
+    """A noise source that gives every row of a batch the same draws (fresh per batch), so a
+    row's stochastic result (e.g. its ELBO estimate) does not depend on the other rows or on
+    its position in the batch. Pass it as ``generator`` to a model's forward."""
+
+    def __init__(self, seed: int, device: torch.device | str = "cpu"):
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+
+def standard_normal(like: torch.Tensor, generator=None) -> torch.Tensor:
+    """N(0, 1) noise shaped like ``like`` (B, ...), from a torch.Generator or a SharedNoise."""
+    if isinstance(generator, SharedNoise):
+        row = torch.randn(like.shape[1:], generator=generator.generator, device=like.device, dtype=like.dtype)
+        return row.expand_as(like)
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
 def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor:
     """Integer labels (B,) -> float one-hot (B, n_classes), with a clear error for bad labels."""
     if y is None:

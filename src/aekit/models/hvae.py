@@ -19,7 +19,7 @@ from torch import nn
 from .. import losses
 from .._registry import register
 from ..nn import MLP, build_decoder, build_encoder
-from .base import AEOutput, Autoencoder, to_data_space
+from .base import AEOutput, Autoencoder, standard_normal, to_data_space
 from .vae import VAE, VAEConfig, kl_objective, log_normal
 
 
@@ -96,7 +96,7 @@ class HVAE(VAE):
                 mu_q, logvar_q = _merge(*est[lvl], mu_p, logvar_p)
             if self.config.min_variance > 0:
                 logvar_q = logvar_q.clamp_min(math.log(self.config.min_variance))
-            eps = torch.randn(mu_q.shape, generator=generator, device=mu_q.device, dtype=mu_q.dtype)
+            eps = standard_normal(mu_q, generator)
             z = mu_q + torch.exp(0.5 * logvar_q) * eps
             levels[lvl] = (z, mu_q, logvar_q, mu_p, logvar_p)
         return levels

@@ -13,7 +13,16 @@ from torch import nn
 from .. import losses
 from .._registry import register
 from ..nn import build_decoder, build_encoder
-from .base import AEOutput, Autoencoder, ModelConfig, check_choice, check_nonneg, reconstruction, to_data_space
+from .base import (
+    AEOutput,
+    Autoencoder,
+    ModelConfig,
+    check_choice,
+    check_nonneg,
+    reconstruction,
+    standard_normal,
+    to_data_space,
+)
 
 _MIN_DECODER_VARIANCE = 1e-4  # floor on a learned Gaussian decoder variance
 
@@ -155,7 +164,7 @@ class VAE(Autoencoder):
 
     def forward(self, x, y=None, *, generator=None) -> AEOutput:
         mu, logvar = self.posterior(x, y)  # (B, K) each
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = standard_normal(mu, generator)
         z = mu + torch.exp(0.5 * logvar) * eps  # (B, K)
         out = self.decoder_output(z, y)
         recon, x_hat = self._reconstruction(out, x)
@@ -167,7 +176,7 @@ class VAE(Autoencoder):
         """One importance sample's log p(x, z) - log q(z|x), z ~ q(z|x); (B,). Averaging its exp
         over k samples gives the importance-weighted bound of Burda et al. 2016."""
         mu, logvar = self.posterior(x, y)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = standard_normal(mu, generator)
         z = mu + torch.exp(0.5 * logvar) * eps
         out = self.decoder_output(z, y)
         nll, _ = self._reconstruction(out, x)
