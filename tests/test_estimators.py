@@ -33,3 +33,124 @@ def _expected_failures(est):
 @parametrize_with_checks([_fast(c) for c in ESTIMATORS.values()], expected_failed_checks=_expected_failures)
 def test_sklearn_contract(estimator, check):
     check(estimator)
+
+
+# --- behaviour the estimator face promises -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = aekit.load_dataset("digits")
+    return d.X.reshape(len(d.X), 64), d.y
+
+
+@pytest.fixture(scope="module")
+def fitted_vae(digits):
+    X, _ = digits
+    return aekit.VAE(latent_dim=4, hidden_dims=(64,), epochs=5, random_state=0, device="cpu").fit(X[:400])
+
+
+def test_scores_do_not_depend_on_other_rows(fitted_vae, digits):
+    X, _ = digits
+    together = fitted_vae.score_samples(X[:50])
+    alone = np.array([fitted_vae.score_samples(X[i : i + 1])[0] for i in (0, 17, 49)])
+    np.testing.assert_allclose(alone, together[[0, 17, 49]], rtol=1e-4)
+    reversed_ = fitted_vae.score_samples(X[:50][::-1])[::-1]
+    np.testing.assert_allclose(reversed_, together, rtol=1e-4)
+
+
+def test_same_seed_same_model_other_seed_other_model(digits):
+    X, _ = digits
+    kw = dict(latent_dim=3, hidden_dims=(32,), epochs=3, device="cpu")
+    a = aekit.VAE(random_state=1, **kw).fit(X[:300]).transform(X[:20])
+    b = aekit.VAE(random_state=1, **kw).fit(X[:300]).transform(X[:20])
+    c = aekit.VAE(random_state=2, **kw).fit(X[:300]).transform(X[:20])
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (1, 8, 8)])
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_image_layout_is_kept(digits, shape, architecture):
+    X, _ = digits
+    Xi = X[:200].reshape(-1, *shape)
+    est = aekit.AutoEncoder(latent_dim=4, hidden_dims=(8, 16) if architecture == "conv" else (32,),
+                            architecture=architecture, epochs=2, random_state=0, device="cpu").fit(Xi)
+    assert est.reconstruct(Xi[:5]).shape == (5, *shape)
+    assert est.inverse_transform(est.transform(Xi[:5])).shape == (5, *shape)
+    assert est.n_features_in_ == 64
+    with pytest.raises(ValueError, match="expecting"):
+        est.transform(X[:5])  # flat rows where images were fitted
+
+
+def test_conv_needs_images(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="conv"):
+        aekit.AutoEncoder(architecture="conv", epochs=1).fit(X[:50])
+
+
+def test_save_load_and_pickle_round_trip(fitted_vae, digits, tmp_path):
+    X, _ = digits
+    path = fitted_vae.save(tmp_path / "vae.safetensors")
+    again = aekit.load(path)
+    np.testing.assert_array_equal(again.transform(X[:30]), fitted_vae.transform(X[:30]))
+    np.testing.assert_array_equal(again.score_samples(X[:30]), fitted_vae.score_samples(X[:30]))
+    assert again.get_params() == fitted_vae.get_params()
+    assert again.history_ == fitted_vae.history_
+    unpickled = pickle.loads(pickle.dumps(fitted_vae))
+    np.testing.assert_array_equal(unpickled.transform(X[:30]), fitted_vae.transform(X[:30]))
+    fresh = clone(fitted_vae)
+    assert not hasattr(fresh, "model_") and fresh.get_params() == fitted_vae.get_params()
+
+
+def test_grid_search_and_pipeline(digits):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, _ = digits
+    grid = GridSearchCV(aekit.AutoEncoder(hidden_dims=(32,), epochs=4, random_state=0, device="cpu"),
+                        {"latent_dim": [1, 8]}, cv=2).fit(X[:300])
+    assert grid.best_params_ == {"latent_dim": 8}  # a 1-D code reconstructs digits far worse
+    pipe = make_pipeline(MinMaxScaler(), aekit.VAE(latent_dim=2, hidden_dims=(32,), epochs=2, random_state=0))
+    assert pipe.fit_transform(X[:200] * 16).shape == (200, 2)
+
+
+def test_likelihood_auto_and_range_checks(digits):
+    X, _ = digits
+    kw = dict(latent_dim=2, hidden_dims=(16,), epochs=1, random_state=0)
+    assert aekit.VAE(**kw).fit(X[:100]).model_.config.likelihood == "bernoulli"
+    assert aekit.VAE(**kw).fit(X[:100] * 16 - 3).model_.config.likelihood == "gaussian"
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        aekit.VAE(likelihood="bernoulli", **kw).fit(X[:100] * 16)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        aekit.AutoEncoder(loss="bce", **kw).fit(X[:100] - 0.5)
+
+
+def test_sample_is_reproducible(fitted_vae):
+    a, b = fitted_vae.sample(5, random_state=3), fitted_vae.sample(5, random_state=3)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (5, 64) and not np.allclose(a, fitted_vae.sample(5, random_state=4))
+    with pytest.raises(ValueError, match="n_samples"):
+        fitted_vae.sample(0)
+
+
+def test_inverse_transform_checks_width(fitted_vae):
+    with pytest.raises(ValueError, match="latent_dim=4"):
+        fitted_vae.inverse_transform(np.zeros((2, 3)))
+
+
+def test_conditional_vae_labels(digits):
+    X, y = digits
+    labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])[y]
+    cvae = aekit.ConditionalVAE(latent_dim=4, hidden_dims=(64,), epochs=30, random_state=0, device="cpu")
+    with pytest.raises(ValueError, match="needs labels"):
+        cvae.fit(X[:100])
+    cvae.fit(X[:1000], labels[:1000])
+    assert list(cvae.classes_) == sorted(set(labels))
+    assert cvae.sample(3, y="seven", random_state=0).shape == (3, 64)
+    with pytest.raises(ValueError, match="unknown class"):
+        cvae.transform(X[:2], y=["seven", "eleven"])
+    # the class with the best ELBO is the right one far more often than chance (10%)
+    acc = np.mean(cvae.predict(X[1000:1400]) == labels[1000:1400])
+    assert acc > 0.5, acc
