@@ -181,11 +181,15 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return None
 
     # -- scikit-learn API --------------------------------------------------------------
-    def fit(self, X, y=None):
-        """Train the autoencoder on X (n_samples, n_features) or images (n, h, w) / (n, c, h, w)."""
+    def fit(self, X, y=None, *, checkpoint_dir=None, resume=False, callbacks=()):
+        """Train the autoencoder on X (n_samples, n_features) or images (n, h, w) / (n, c, h, w).
+
+        ``checkpoint_dir``, ``resume`` and ``callbacks`` go to :func:`aekit.train.train`: write
+        ``checkpoint.safetensors`` there every epoch, continue from it, call f(epoch, record).
+        """
         X = self._validate_X(X, reset=True)
         labels = self._encode_labels(y, X)
-        self.seed_ = int(np.random.randint(2**31 - 1)) if self.random_state is None else int(self.random_state)
+        self.seed_ = _seed(self.random_state)
         cls = get_model_class(self._model)
         with seeded(self.seed_):
             self.model_ = cls(cls.Config(**self._model_config(X)))
@@ -193,7 +197,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.history_ = train(
             self.model_, self._to_model(X), labels,
             **{k: p[k] for k in TRAIN_PARAMS}, seed=self.seed_, device=resolve_device(self.device),
-            progress=bool(self.verbose),
+            progress=bool(self.verbose), checkpoint_dir=checkpoint_dir, resume=resume, callbacks=tuple(callbacks),
         )
         self.model_.eval()
         return self
@@ -298,6 +302,17 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.history_ = d["history_"]
         if "feature_names_in_" in d:
             self.feature_names_in_ = np.asarray(d["feature_names_in_"], dtype=object)
+
+
+def _seed(random_state) -> int:
+    """An int seed from random_state (None draws one from numpy's global RNG, as scikit-learn does)."""
+    if random_state is None:
+        return int(np.random.randint(2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    if isinstance(random_state, (bool, float)) or not isinstance(random_state, (int, np.integer)):
+        raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {random_state!r}")
+    return int(random_state)
 
 
 def _slice(labels, start, n, device):
@@ -502,7 +517,7 @@ class VAE(BaseAutoencoderEstimator):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         device = next(self.model_.parameters()).device
         gen = torch.Generator(device=device)
-        gen.manual_seed(int(np.random.randint(2**31 - 1)) if random_state is None else int(random_state))
+        gen.manual_seed(_seed(random_state))
         return self._from_model(self.model_.sample(int(n_samples), self._sample_labels(n_samples, y), generator=gen))
 
     def _sample_labels(self, n, y):

@@ -29,8 +29,8 @@ class ModelConfig:
     architecture: str = "mlp"
 
     def __post_init__(self) -> None:
-        self.input_shape = tuple(int(s) for s in self.input_shape)
-        self.hidden_dims = tuple(int(h) for h in self.hidden_dims)
+        self.input_shape = _int_tuple("input_shape", self.input_shape)
+        self.hidden_dims = _int_tuple("hidden_dims", self.hidden_dims)
         if not self.input_shape or min(self.input_shape) < 1:
             raise ValueError(f"input_shape must be a non-empty tuple of positive sizes, got {self.input_shape}")
         _positive_int("latent_dim", self.latent_dim)
@@ -51,6 +51,20 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown settings for {cls.__name__}: {sorted(unknown)}")
         return cls(**d)
+
+
+def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    """A tuple of ints from a tuple/list of integral numbers, with a clear error otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = (value,)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name} must be a tuple of integers such as (256, 128), got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+            raise ValueError(f"{name} must be a tuple of integers such as (256, 128), got {value!r}")
+        out.append(int(v))
+    return tuple(out)
 
 
 def _positive_int(name: str, value: Any) -> None:
