@@ -149,7 +149,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         """Yield model-ready tensors on the model's device, a bounded batch at a time."""
         device = next(self.model_.parameters()).device
         for start in range(0, X.shape[0], self._score_batch):
-            chunk = np.asarray(X[start : start + self._score_batch], dtype=np.float32)
+            chunk = np.array(X[start : start + self._score_batch], dtype=np.float32)  # a copy: memmaps stay on disk
             if not np.isfinite(chunk).all():
                 raise ValueError(f"X contains NaN or infinity (in rows {start}..{start + len(chunk) - 1})")
             yield self._to_model(chunk).to(device)
@@ -353,12 +353,15 @@ def load(path):
             params[k] = tuple(params[k])
     est = cls(**params)
     est._set_fitted_state(info["fitted"])
-    mcls = get_model_class(model_info["model"])
-    est.model_ = mcls(mcls.Config.from_dict(model_info["config"]))
     try:
+        mcls = get_model_class(model_info["model"])
+        est.model_ = mcls(mcls.Config.from_dict(model_info["config"]))
         est.model_.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not match the saved config ({str(e).splitlines()[0]})") from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ValueError(
+            f"{path}: the saved model does not match its config ({str(e).splitlines()[0]}); "
+            "the file is corrupted or was edited"
+        ) from None
     est.model_.to(resolve_device(est.device) if est.device != "auto" else "cpu").eval()
     return est
 
