@@ -23,12 +23,14 @@ FAMILY_SETTINGS = {
 
 
 def make_model(name: str, architecture: str = "mlp", seed: int = 0, **overrides):
-    """Build registered model ``name`` for 1x8x8 digits with small settings, initialised from ``seed``."""
-    settings = dict(SMALL_CONV if architecture == "conv" else SMALL)
+    """Build registered model ``name`` for 1x8x8 digits with small settings (``overrides`` win),
+    initialised from ``seed``."""
+    settings = {"input_shape": (1, 8, 8), "architecture": architecture}
+    settings.update(SMALL_CONV if architecture == "conv" else SMALL)
     settings.update(FAMILY_SETTINGS.get(name, {}))
     settings.update(overrides)
     with seeded(seed):
-        return build_model(name, input_shape=(1, 8, 8), architecture=architecture, **settings)
+        return build_model(name, **settings)
 
 
 @pytest.fixture(scope="session")
