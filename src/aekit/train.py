@@ -19,6 +19,7 @@ import torch
 
 from ._utils import resolve_device
 from .checkpoint import load_train_state, save_train_state
+from .distributed import replicas_from_environment
 
 __all__ = ["train", "NonFiniteLossError", "evaluate_loss", "CHECKPOINT_NAME"]
 
@@ -147,6 +148,10 @@ def train(
         restores the state at the start of the epoch, halves the learning rate and retries (5 times).
     callbacks : f(epoch, record) called after every epoch.
 
+    Under ``torchrun`` (or an initialised ``torch.distributed``) the model trains data-parallel:
+    each rank takes a slice of every global batch of ``batch_size`` and only rank 0 shows
+    progress, calls back and writes checkpoints; see ``aekit.distributed`` and docs/distributed.md.
+
     Returns
     -------
     history : list of per-epoch dicts: ``loss`` and every named part for training, ``val_*`` for
@@ -161,7 +166,8 @@ def train(
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (the folder holding checkpoint.safetensors)")
-    dev = resolve_device(device)
+    replicas = replicas_from_environment(resolve_device(device))
+    dev = replicas.device
     model.to(dev)
     src, ysrc = _as_tensor(X), (None if y is None else torch.as_tensor(np.asarray(y)))
     if early_stopping and X_val is None and not validation_fraction:
@@ -180,7 +186,7 @@ def train(
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     shuffle_gen = torch.Generator().manual_seed(seed)
-    noise_gen = torch.Generator(device=dev).manual_seed(seed + 1)
+    noise_gen = torch.Generator(device=dev).manual_seed(seed + 1 + replicas.noise_seed_offset)
     history: list[dict[str, float]] = []
     start_epoch, best_val, bad_epochs, best_state = 0, math.inf, 0, None
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
@@ -189,12 +195,15 @@ def train(
         start_epoch, history = extra["epoch"], extra["history"]
         best_val, bad_epochs = extra["best_val"], extra["bad_epochs"]
         shuffle_gen.set_state(t["shuffle_rng"])
-        noise_gen.set_state(t["noise_rng"].to(noise_gen.get_state().device))
+        noise_key = "noise_rng" if replicas.is_main else f"noise_rng.{replicas.rank}"
+        if noise_key in t:  # else resumed on more processes than saved: this rank keeps its fresh seed
+            noise_gen.set_state(t[noise_key].to(noise_gen.get_state().device))
         if extra["has_best"]:
             best_state = {k[5:]: v.to(dev) for k, v in t.items() if k.startswith("best.")}
 
+    net = replicas.wrap(model)  # forward goes through DDP when distributed; hooks stay on model
     n_batches = math.ceil(n / batch_size)
-    bar = _Progress(epochs, start_epoch, enabled=progress)
+    bar = _Progress(epochs, start_epoch, enabled=progress and replicas.is_main)
     try:
         for epoch in range(start_epoch, epochs):
             if early_stopping and bad_epochs >= patience:
@@ -204,8 +213,8 @@ def train(
             for attempt in range(6):
                 try:
                     record = _run_epoch(
-                        model, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffle_gen, noise_gen,
-                        dev, memmapped, grad_clip, batch_transform,
+                        model, net, replicas, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffle_gen,
+                        noise_gen, dev, memmapped, grad_clip, batch_transform,
                     )
                     break
                 except NonFiniteLossError:
@@ -216,7 +225,7 @@ def train(
                         g["lr"] *= 0.5
             record = {"epoch": epoch + 1, **record, "lr": optimizer.param_groups[0]["lr"]}
             if X_val is not None:
-                val = evaluate_loss(model, X_val, y_val, seed=seed + 2, device=dev)
+                val = replicas.from_main(evaluate_loss(model, X_val, y_val, seed=seed + 2, device=dev))
                 record.update({f"val_{k}": v for k, v in val.items()})
                 if val["loss"] < best_val:
                     best_val, bad_epochs = val["loss"], 0
@@ -227,34 +236,39 @@ def train(
             record["time_s"] = time.perf_counter() - t0
             history.append(record)
             if ckpt is not None:
-                _save(ckpt, model, optimizer, epoch + 1, history, best_val, bad_epochs, best_state, shuffle_gen, noise_gen)
-            for cb in callbacks:
-                cb(epoch, record)
+                noise_states = replicas.gather(noise_gen.get_state().cpu())
+                if replicas.is_main:
+                    _save(ckpt, model, optimizer, epoch + 1, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states)
+            if replicas.is_main:
+                for cb in callbacks:
+                    cb(epoch, record)
             bar.update(record)
     finally:
         bar.close()
     if early_stopping and best_state is not None:
         model.load_state_dict(best_state)
+    replicas.sync_from_main(model)
     model.eval()
     model.on_train_end(src if not memmapped else _as_tensor(np.asarray(src)), ysrc)
     return history
 
 
-def _run_epoch(model, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffle_gen, noise_gen, dev, memmapped, grad_clip, batch_transform):
+def _run_epoch(model, net, replicas, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffle_gen, noise_gen, dev, memmapped, grad_clip, batch_transform):
     model.train()
     sums: dict[str, float] = {}
     seen = 0
     params = [p for p in model.parameters() if p.requires_grad]
-    for step, idx in enumerate(_batch_order(len(src), batch_size, shuffle_gen, memmapped)):
+    for step, batch in enumerate(_batch_order(len(src), batch_size, shuffle_gen, memmapped)):
         model.on_train_progress(epoch + step / n_batches)
+        idx, b, weight = replicas.shard(batch)  # this rank's slice of the global batch
         xb, yb = _take(src, idx, dev), _take_y(ysrc, idx, dev)
         if batch_transform is not None:
             xb = batch_transform(xb, noise_gen)
-        out = model(xb, yb, generator=noise_gen)
-        if not torch.isfinite(out.loss):
+        out = net(xb, yb, generator=noise_gen)
+        if replicas.any(not torch.isfinite(out.loss)):
             raise NonFiniteLossError(_nonfinite_message(out, epoch, step))
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        replicas.scale(out.loss, weight).backward()
         norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else math.inf)
         if not torch.isfinite(norm):
             raise NonFiniteLossError(
@@ -262,12 +276,12 @@ def _run_epoch(model, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffl
                 "Try a lower lr or grad_clip."
             )
         optimizer.step()
-        b = len(idx)
+        replicas.sync_frozen()
         seen += b
         for k, v in {"loss": float(out.loss.detach()), **_part_means(out)}.items():
             sums[k] = sums.get(k, 0.0) + v * b
     model.on_train_progress(epoch + 1.0)
-    return {k: v / seen for k, v in sums.items()}
+    return replicas.mean(sums, seen)
 
 
 def _snapshot(model, optimizer, *gens):
@@ -282,8 +296,9 @@ def _restore(snapshot, model, optimizer, *gens):
         g.set_state(s)
 
 
-def _save(path, model, optimizer, epoch, history, best_val, bad_epochs, best_state, shuffle_gen, noise_gen):
-    tensors = {"shuffle_rng": shuffle_gen.get_state(), "noise_rng": noise_gen.get_state().cpu()}
+def _save(path, model, optimizer, epoch, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states):
+    tensors = {"shuffle_rng": shuffle_gen.get_state(), "noise_rng": noise_states[0]}
+    tensors.update({f"noise_rng.{r}": s for r, s in enumerate(noise_states) if r > 0})  # other ranks
     if best_state is not None:
         tensors.update({f"best.{k}": v for k, v in best_state.items()})
     extra = {"epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs, "has_best": best_state is not None}
