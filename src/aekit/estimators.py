@@ -53,6 +53,7 @@ COMMON_PARAMS: dict[str, Any] = {
     "early_stopping": False,
     "patience": 10,
     "grad_clip": None,
+    "standardize": "auto",
     "random_state": None,
     "device": "auto",
     "verbose": False,
@@ -95,7 +96,8 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     """Shared behaviour; subclasses set ``_model`` (registry name) and ``_params`` (family defaults).
 
     Fitted attributes: ``model_`` (the torch module), ``history_`` (per-epoch dicts),
-    ``n_features_in_``, ``input_shape_`` (one sample's shape as given), ``seed_``.
+    ``n_features_in_``, ``input_shape_`` (one sample's shape as given), ``seed_``, ``mean_`` and
+    ``scale_`` (the standardization, or None).
     """
 
     _model: ClassVar[str]
@@ -138,12 +140,31 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         s = self.input_shape_
         return (1, *s) if len(s) == 2 else s
 
+    def _fit_scaling(self, X: np.ndarray) -> None:
+        """Per-feature mean_ and scale_ when standardizing (else None). "auto" standardizes data
+        that does not already lie in [0, 1], so unscaled tabular data trains out of the box."""
+        if self.standardize not in ("auto", True, False):
+            raise ValueError(f"standardize must be 'auto', True or False, got {self.standardize!r}")
+        on = self.standardize is True or (
+            self.standardize == "auto" and not (float(np.min(X)) >= 0 and float(np.max(X)) <= 1)
+        )
+        if not on:
+            self.mean_ = self.scale_ = None
+            return
+        self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        std = X.std(axis=0, dtype=np.float64)
+        self.scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
+
     def _to_model(self, X: np.ndarray) -> torch.Tensor:
-        t = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32))
+        X = np.asarray(X, dtype=np.float32)
+        if self.mean_ is not None:
+            X = (X - self.mean_) / self.scale_
+        t = torch.as_tensor(np.ascontiguousarray(X))
         return t.reshape(t.shape[0], *self._model_shape())
 
     def _from_model(self, t: torch.Tensor) -> np.ndarray:
-        return t.detach().cpu().numpy().reshape(t.shape[0], *self.input_shape_)
+        X = t.detach().cpu().numpy().reshape(t.shape[0], *self.input_shape_)
+        return X * self.scale_ + self.mean_ if self.mean_ is not None else X
 
     def _batches(self, X):
         """Yield model-ready tensors on the model's device, a bounded batch at a time."""
@@ -172,6 +193,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         cfg["input_shape"] = self._model_shape()
         if cfg.get("loss") == "bce":
             self._check_range(X, "loss='bce'")
+            self.mean_ = self.scale_ = None
         return cfg
 
     def _encode_labels(self, y, X):
@@ -189,6 +211,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         """
         X = self._validate_X(X, reset=True)
         labels = self._encode_labels(y, X)
+        self._fit_scaling(X)
         self.seed_ = _seed(self.random_state)
         cls = get_model_class(self._model)
         with seeded(self.seed_):
@@ -292,6 +315,8 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             "input_shape_": list(self.input_shape_),
             "seed_": self.seed_,
             "history_": self.history_,
+            "mean_": None if self.mean_ is None else self.mean_.tolist(),
+            "scale_": None if self.scale_ is None else self.scale_.tolist(),
             **({"feature_names_in_": list(self.feature_names_in_)} if hasattr(self, "feature_names_in_") else {}),
         }
 
@@ -300,6 +325,8 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.input_shape_ = tuple(d["input_shape_"])
         self.seed_ = int(d["seed_"])
         self.history_ = d["history_"]
+        self.mean_ = None if d.get("mean_") is None else np.asarray(d["mean_"], dtype=np.float32)
+        self.scale_ = None if d.get("scale_") is None else np.asarray(d["scale_"], dtype=np.float32)
         if "feature_names_in_" in d:
             self.feature_names_in_ = np.asarray(d["feature_names_in_"], dtype=object)
 
@@ -392,6 +419,10 @@ class AutoEncoder(BaseAutoencoderEstimator):
         Fraction of X held out to report a validation loss (0 for none).
     early_stopping, patience : stop when the validation loss stalls; keep the best weights.
     grad_clip : float or None
+    standardize : {"auto", True, False}, default="auto"
+        Standardize each feature (mean 0, std 1) inside the estimator; "auto" does so when X
+        does not lie in [0, 1]. Outputs (reconstructions, samples) are in X's units; scores are
+        in standardized units.
     random_state : int or None
         Seeds initialisation, shuffling and noise: the same value gives the same model.
     device : {"auto", "cpu", "cuda"}, default="auto"
@@ -510,6 +541,8 @@ class VAE(BaseAutoencoderEstimator):
             lik = "bernoulli" if float(np.min(X)) >= 0 and float(np.max(X)) <= 1 else "gaussian"
         elif lik == "bernoulli":
             self._check_range(X, "likelihood='bernoulli'")
+        if lik == "bernoulli":
+            self.mean_ = self.scale_ = None  # Bernoulli models the raw [0, 1] values
         cfg["likelihood"] = lik
         return cfg
 
