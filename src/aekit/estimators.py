@@ -53,13 +53,17 @@ COMMON_PARAMS: dict[str, Any] = {
     "early_stopping": False,
     "patience": 10,
     "grad_clip": None,
+    "on_nonfinite": "raise",
     "standardize": "auto",
     "random_state": None,
     "device": "auto",
     "verbose": False,
 }
 # Of those, the ones that go to the training loop rather than the model config.
-TRAIN_PARAMS = ("epochs", "batch_size", "lr", "weight_decay", "validation_fraction", "early_stopping", "patience", "grad_clip")
+TRAIN_PARAMS = (
+    "epochs", "batch_size", "lr", "weight_decay", "validation_fraction", "early_stopping", "patience",
+    "grad_clip", "on_nonfinite",
+)
 
 _VAE_PARAMS: dict[str, Any] = {
     "likelihood": "auto",
@@ -419,6 +423,9 @@ class AutoEncoder(BaseAutoencoderEstimator):
         Fraction of X held out to report a validation loss (0 for none).
     early_stopping, patience : stop when the validation loss stalls; keep the best weights.
     grad_clip : float or None
+    on_nonfinite : {"raise", "rollback"}, default="raise"
+        What a NaN/infinite loss does: stop with NonFiniteLossError naming the part, or roll back
+        to the start of the epoch with half the learning rate and retry.
     standardize : {"auto", True, False}, default="auto"
         Standardize each feature (mean 0, std 1) inside the estimator; "auto" does so when X
         does not lie in [0, 1]. Outputs (reconstructions, samples) are in X's units; scores are

@@ -21,13 +21,17 @@ from ._utils import resolve_device
 from .checkpoint import load_train_state, save_train_state
 from .distributed import replicas_from_environment
 
-__all__ = ["train", "NonFiniteLossError", "evaluate_loss", "CHECKPOINT_NAME"]
+__all__ = ["train", "NonFiniteLossError", "TrainingInterrupted", "evaluate_loss", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss (or gradient)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training with a checkpoint folder: says where the resumable state is."""
 
 
 def _as_tensor(X) -> torch.Tensor | np.ndarray:
@@ -243,6 +247,15 @@ def train(
                 for cb in callbacks:
                     cb(epoch, record)
             bar.update(record)
+    except KeyboardInterrupt:
+        # Everything up to the last finished epoch is already in the checkpoint (written atomically
+        # after every epoch), so an interrupted run resumes from there with resume=True.
+        if ckpt is not None and ckpt.exists():
+            raise TrainingInterrupted(
+                f"training interrupted; the state after epoch {len(history)} is saved in {ckpt}: "
+                "resume with resume=True (CLI: --resume)"
+            ) from None
+        raise
     finally:
         bar.close()
     if early_stopping and best_state is not None:
