@@ -282,7 +282,7 @@ def _run_epoch(model, net, replicas, optimizer, src, ysrc, epoch, n_batches, bat
             raise NonFiniteLossError(_nonfinite_message(out, epoch, step))
         optimizer.zero_grad(set_to_none=True)
         replicas.scale(out.loss, weight).backward()
-        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip else math.inf)
+        norm = _grad_norm(params, grad_clip)
         if not torch.isfinite(norm):
             raise NonFiniteLossError(
                 f"gradient became non-finite at epoch {epoch + 1}, step {step + 1} (loss was finite). "
@@ -295,6 +295,15 @@ def _run_epoch(model, net, replicas, optimizer, src, ysrc, epoch, n_batches, bat
             sums[k] = sums.get(k, 0.0) + v * b
     model.on_train_progress(epoch + 1.0)
     return replicas.mean(sums, seen)
+
+
+def _grad_norm(params, max_norm: float | None) -> torch.Tensor:
+    """Global gradient norm (for the non-finite check), clipping to ``max_norm`` when given. Without
+    clipping it only reads the gradients: clip_grad_norm_(inf) would also rescale them all by 1."""
+    if max_norm:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    norms = [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
 
 def _snapshot(model, optimizer, *gens):
