@@ -1,0 +1,257 @@
+"""The training loop on real digits: every family learns, the VAEs improve their ELBO without
+collapsing, and the loop's machinery (validation, early stopping, checkpoints and resume,
+non-finite losses, rollback, progress output) behaves as documented."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from aekit import train
+from aekit._registry import model_names
+from aekit.train import NonFiniteLossError, evaluate_loss
+
+VARIATIONAL = ("vae", "cvae", "hvae")
+
+# 15 epochs, latent 8, hidden (64,), batch 64, lr 3e-3, X_val = digits test split. Measured:
+# last/first training loss, deterministic families 0.15 (ae) .. 0.23 (sparse); final validation
+# -ELBO vae 25.6, cvae 22.2, hvae 26.5 nats against ~44.7 untrained (entropy floor 13.7);
+# posterior-mean variance > 0.01 on 8/8 latent dims for all three; hvae val KL per level 1.9, 1.8.
+DETERMINISTIC_LOSS_RATIO = 1 / 3
+ELBO_GAIN_NATS = 10.0
+MIN_ACTIVE_DIMS = 4
+ACTIVE_VARIANCE = 0.01
+
+
+def strip_time(history):
+    return [{k: v for k, v in rec.items() if k != "time_s"} for rec in history]
+
+
+def fit(model, X, y=None, **kw):
+    kw = {"epochs": 3, "batch_size": 64, "lr": 3e-3, "device": "cpu", "progress": False, **kw}
+    return train.train(model, X, y if model.conditional else None, **kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", model_names())
+def test_every_family_learns_digits(name, model_factory, digits_train, digits_test):
+    X, y = digits_train
+    Xt, yt = digits_test
+    yt = yt if name == "cvae" else None
+    kw = {"latent_dim": 8, "hidden_dims": (64,)}
+    if name == "hvae":
+        kw["lower_latent_dims"] = (8,)
+    model = model_factory(name, **kw)
+    untrained = evaluate_loss(model, Xt, yt)
+    hist = fit(model, X, y, X_val=Xt, y_val=yt, epochs=15)
+    assert len(hist) == 15 and [r["epoch"] for r in hist] == list(range(1, 16))
+
+    # history: every part, training and validation, plus stats, lr and time
+    with torch.no_grad():
+        out = model(Xt[:4], None if yt is None else yt[:4])
+    expected = {"loss", *out.parts, *out.stats}
+    assert expected | {f"val_{k}" for k in expected} | {"epoch", "lr", "time_s"} == set(hist[-1])
+    assert all(math.isfinite(v) for v in hist[-1].values())
+    assert not model.training  # handed back in eval mode
+
+    if name not in VARIATIONAL:
+        assert hist[-1]["loss"] < DETERMINISTIC_LOSS_RATIO * hist[0]["loss"], (hist[0]["loss"], hist[-1]["loss"])
+        assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+        return
+    # the ELBO improves on held-out digits ...
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+    assert hist[-1]["val_loss"] < untrained["loss"] - ELBO_GAIN_NATS, (untrained["loss"], hist[-1]["val_loss"])
+    # ... without posterior collapse: several latent dims carry information about the input
+    with torch.no_grad():
+        var = model.encode(Xt, yt).var(dim=0)  # (K,)
+    assert int((var > ACTIVE_VARIANCE).sum()) >= MIN_ACTIVE_DIMS, var
+    if name == "hvae":  # and every stochastic layer is used
+        assert hist[-1]["val_kl_1"] > 0.5 and hist[-1]["val_kl_2"] > 0.5
+
+
+def test_validation_fraction_holds_out_a_fixed_part(model_factory, digits_train):
+    X = digits_train[0][:400]
+    tr, va = train._split_validation(400, 0.25, seed=3)
+    assert len(va) == 100 and len(tr) == 300
+    assert set(tr.tolist()).isdisjoint(va.tolist()) and set(tr.tolist()) | set(va.tolist()) == set(range(400))
+    assert torch.equal(va, train._split_validation(400, 0.25, seed=3)[1])
+    assert not torch.equal(va, train._split_validation(400, 0.25, seed=4)[1])
+
+    model = model_factory("ae")
+    hist = fit(model, X, validation_fraction=0.25, seed=3)
+    assert hist[-1]["val_loss"] == pytest.approx(evaluate_loss(model, X[va])["loss"], rel=1e-5)
+    assert hist[-1]["val_loss"] != pytest.approx(evaluate_loss(model, X[tr])["loss"], rel=1e-3)
+    # an explicit validation set is used as given
+    model = model_factory("ae")
+    hist = fit(model, X[:300], X_val=X[300:])
+    assert hist[-1]["val_loss"] == pytest.approx(evaluate_loss(model, X[300:])["loss"], rel=1e-5)
+    assert "val_loss" not in fit(model_factory("ae"), X)[-1]
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError, match="validation_fraction"):
+            fit(model_factory("ae"), X, validation_fraction=bad)
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(model_factory, digits_train):
+    X = digits_train[0][:300]
+    model = model_factory("ae")
+    best = {}
+
+    def spoil_after_epoch_2(epoch, record):
+        if epoch == 1:  # epoch 2 is the best; then ruin the decoder so validation gets worse
+            best.update(copy.deepcopy(model.state_dict()))
+            with torch.no_grad():
+                model.decoder.out.bias.add_(5.0)
+
+    hist = fit(
+        model, X, X_val=digits_train[0][300:400], epochs=20, lr=1e-6, early_stopping=True, patience=3,
+        callbacks=(spoil_after_epoch_2,),
+    )
+    assert len(hist) == 2 + 3  # stopped after `patience` epochs without improvement
+    assert all(r["val_loss"] > hist[1]["val_loss"] for r in hist[2:])
+    state = model.state_dict()
+    assert all(torch.equal(state[k], best[k]) for k in best)
+    # early stopping without a validation set holds out 10% of X
+    hist = fit(model_factory("ae"), X, epochs=2, early_stopping=True)
+    assert "val_loss" in hist[-1]
+
+
+def test_without_early_stopping_every_epoch_runs(model_factory, digits_train):
+    X = digits_train[0][:200]
+    hist = fit(model_factory("ae"), X, X_val=X[:50], epochs=4, lr=10.0 ** -7)
+    assert len(hist) == 4
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_resume_continues_exactly(name, model_factory, digits_train, tmp_path):
+    X, y = digits_train
+    X, y = X[:192], y[:192]
+    overrides = {"kl_warmup_epochs": 4} if name in VARIATIONAL else {}
+    settings = {"epochs": 6, "validation_fraction": 0.25, "early_stopping": True, "patience": 10}
+    straight_model = model_factory(name, **overrides)
+    straight = fit(straight_model, X, y, checkpoint_dir=tmp_path / "straight", **settings)
+
+    run = tmp_path / "run"
+    first = model_factory(name, **overrides)
+    fit(first, X, y, checkpoint_dir=run, **{**settings, "epochs": 3})
+    assert (run / train.CHECKPOINT_NAME).is_file()
+    resumed_model = model_factory(name, **overrides)  # a new process would rebuild it the same way
+    resumed = fit(resumed_model, X, y, checkpoint_dir=run, resume=True, **settings)
+
+    assert strip_time(resumed) == strip_time(straight)
+    a, b = straight_model.state_dict(), resumed_model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_keeps_the_best_weights_found_before_the_interruption(model_factory, digits_train, tmp_path):
+    X = digits_train[0][:300]
+    X_val = digits_train[0][300:400]
+
+    def run(epochs, resume):
+        model = model_factory("ae")
+
+        def spoil_after_epoch_2(epoch, record):  # epoch 2 stays the best of the run
+            if epoch == 1:
+                with torch.no_grad():
+                    model.decoder.out.bias.add_(5.0)
+
+        hist = fit(
+            model, X, X_val=X_val, epochs=epochs, lr=1e-6, early_stopping=True, patience=10,
+            checkpoint_dir=tmp_path / ("run" if resume is not None else "straight"), resume=bool(resume),
+            callbacks=(spoil_after_epoch_2,),
+        )
+        return model, hist
+
+    straight, hist = run(6, None)
+    assert min(range(6), key=lambda i: hist[i]["val_loss"]) == 1
+    run(3, False)
+    resumed, resumed_hist = run(6, True)
+    assert strip_time(resumed_hist) == strip_time(hist)
+    for k, v in straight.state_dict().items():
+        assert torch.equal(resumed.state_dict()[k], v), k
+
+
+def test_resume_checks(model_factory, digits_train, tmp_path):
+    X = digits_train[0][:128]
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        fit(model_factory("ae"), X, resume=True)
+    # no checkpoint yet: resume starts from scratch, same as a fresh run
+    fresh = fit(model_factory("ae"), X, epochs=2)
+    resumed = fit(model_factory("ae"), X, epochs=2, checkpoint_dir=tmp_path, resume=True)
+    assert strip_time(fresh) == strip_time(resumed)
+    with pytest.raises(ValueError, match="different model"):
+        fit(model_factory("ae", latent_dim=3), X, epochs=3, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="different model"):
+        fit(model_factory("denoising"), X, epochs=3, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_nan_in_the_data_raises_naming_the_part(model_factory, digits_train):
+    X = digits_train[0][:128].clone()
+    X[5, 0, 3, 3] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="'recon'") as err:
+        fit(model_factory("ae"), X)
+    assert "epoch 1" in str(err.value)
+    with pytest.raises(NonFiniteLossError, match="'kl'"):
+        fit(model_factory("vae"), X)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "vqvae"])
+def test_exploding_lr_raises(name, model_factory, digits_train):
+    X = digits_train[0][:256]
+    with pytest.raises(NonFiniteLossError, match="'recon'"):
+        fit(model_factory(name), X, lr=1e10)
+
+
+def test_rollback_recovers_from_a_transient_blow_up(model_factory, digits_train):
+    X = digits_train[0][:256]
+    calls = {"n": 0}
+
+    def nan_once(xb, generator):
+        calls["n"] += 1
+        return xb * float("nan") if calls["n"] == 3 else xb  # the third batch of epoch 1 blows up once
+
+    with pytest.raises(NonFiniteLossError):
+        fit(model_factory("ae"), X, batch_transform=nan_once)
+
+    calls["n"] = 0
+    model = model_factory("ae")
+    hist = fit(model, X, lr=2e-3, batch_transform=nan_once, on_nonfinite="rollback")
+    assert [r["lr"] for r in hist] == [1e-3, 1e-3, 1e-3]  # halved once, then kept
+    # the retried epoch restarts from the epoch's snapshot (weights, optimizer, RNGs): the result is
+    # exactly a clean run at the halved learning rate
+    clean = model_factory("ae")
+    clean_hist = fit(clean, X, lr=1e-3)
+    assert strip_time(hist) == strip_time(clean_hist)
+    for k, v in clean.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_rollback_gives_up_on_a_persistent_blow_up(model_factory, digits_train):
+    X = digits_train[0][:128].clone()
+    X[0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="'recon'"):
+        fit(model_factory("ae"), X, on_nonfinite="rollback")
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        fit(model_factory("ae"), X, on_nonfinite="ignore")
+
+
+def test_progress_false_prints_nothing(model_factory, digits_train, capsys):
+    X = digits_train[0][:128]
+    fit(model_factory("ae"), X, epochs=2, progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    fit(model_factory("ae"), X, epochs=2, progress=True)  # the check above can fail: this does print
+    captured = capsys.readouterr()
+    assert "epoch 2/2" in captured.out + captured.err
+
+
+def test_argument_checks(model_factory, digits_train):
+    X = digits_train[0][:64]
+    for bad in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"patience": 0}, {"epochs": 2.5}):
+        with pytest.raises(ValueError):
+            fit(model_factory("ae"), X, **bad)
