@@ -15,8 +15,8 @@ from torch.autograd.functional import jacobian
 from torch.distributions import Normal
 
 from aekit import losses, train
-from aekit.models.sparse import topk_mask
 from aekit.models.hvae import _merge
+from aekit.models.sparse import topk_mask
 from aekit.models.vae import VAEConfig, kl_objective, kl_weight
 
 
