@@ -70,7 +70,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
         model.load_state_dict(tensors)
     except RuntimeError as e:
         raise ValueError(f"{path}: weights do not fit a {name!r} model with this config ({str(e).splitlines()[0]})") from None
-    return model.to(map_location)
+    return model.to(map_location).eval()
 
 
 def _check_version(version: str | None, path) -> None:

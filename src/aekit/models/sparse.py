@@ -24,7 +24,8 @@ class SparseConfig(AEConfig):
     target_rate: one rate, or one per penalised layer. layer_weights: weights w_k for
     (hidden layers..., code); None penalises the code layer only. divergence: ``"kl"``, ``"l1"``,
     ``"l2"``. k: code units kept by ``"topk"``. code_activation None picks sigmoid for ``"kl"``
-    (rates must lie in [0, 1]), relu for ``"l1"`` and a linear code for ``"topk"``.
+    (rates must lie in [0, 1]), relu for ``"l1"`` and a linear code for ``"topk"``; pass
+    ``"linear"`` for a linear code with any mode.
     """
 
     sparsity: str = "l1"

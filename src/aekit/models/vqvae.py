@@ -123,9 +123,9 @@ class VQVAE(Autoencoder):
             self._restart(torch.ones(c.codebook_size, dtype=torch.bool, device=x.device), z_e.detach().reshape(-1, c.embedding_dim), generator)
             self.initialised.fill_(True)
         idx = self.quantize_indices(z_e.detach())  # (B, M)
+        z_q = self.codebook[idx]  # (B, M, E), the entries as they were when chosen
         if self.training and c.ema:
             self._ema_update(z_e.detach(), idx, generator)
-        z_q = self.codebook[idx]  # (B, M, E)
         z_st = z_e + (z_q - z_e).detach()  # straight-through
         recon, x_hat = reconstruction(c.loss, self.decoder(z_st.flatten(1)), x)
         commitment = losses.mse(z_e, z_q.detach())  # (B,)
