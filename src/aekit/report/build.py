@@ -1,0 +1,315 @@
+"""Build a run folder's report.html from what the run wrote (config, history, metrics, model) and
+the run's evaluation data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._utils import atomic_write_text
+from ..run import (
+    HISTORY_NAME,
+    KL_ACTIVE_THRESHOLD,
+    REPORT_NAME,
+    RunData,
+    _conditional,
+    _load_for_use,
+    _model_input,
+    load_run_data,
+    read_history,
+    read_run,
+)
+from . import figures
+from .html import Figure, Section, render
+
+__all__ = ["build_report"]
+
+MAX_POINTS = 2000  # latent scatter
+N_RECON = 12  # originals / reconstructions shown
+N_PAIRS, N_STEPS = 4, 8  # interpolations: rows, decoded points between (and including) the two codes
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.html``: one self-contained page (figures embedded as PNG) with the
+    run's settings, key metrics, training curves, reconstructions, the latent space, samples and
+    interpolations (generative models), per-dimension KL (VAEs) and codebook use (VQ-VAE).
+
+    Returns the path of the page.
+    """
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    config, metrics = run["config"], run["metrics"]
+    if metrics is None:
+        raise ValueError(f"{run_dir}: the run has not finished (no metrics.json); resume it first")
+    est = _load_for_use(run_dir)
+    history = read_history(run_dir / HISTORY_NAME)
+    collapse = _collapse_warnings(metrics)
+
+    sections = [_training(history)]
+    try:
+        data = load_run_data(config["data"], seed=config["seed"], limit=config["limit"])
+    except (OSError, ValueError) as e:
+        sections.append(Section("data", "Data figures", text=f"The run's data could not be loaded ({_one_line(e)}), "
+                                "so reconstructions, the latent space and interpolations are left out."))
+    else:
+        rng = np.random.default_rng(config["seed"])
+        sections += [_reconstructions(est, data), _latent(est, data, rng)]
+        if hasattr(est, "sample"):
+            sections.append(_samples(est, data, config["seed"]))
+        sections.append(_interpolations(est, data, rng))
+        if "codebook_usage" in metrics:
+            sections.append(_codebook(est, data, metrics))
+    if "kl_per_dim" in metrics:
+        sections.append(_kl(metrics, config["model"], collapse))
+
+    html = render(
+        title=f"{config['estimator']} on {_data_name(config)}",
+        subtitle=(f"{metrics.get('epochs_trained', len(history))} epochs on {config['n_train']} samples; "
+                  f"metrics on {metrics['eval_data']} ({metrics.get('n_samples', config['n_eval'])} samples)"),
+        metrics=_key_metrics(metrics),
+        facts=_facts(config, metrics, run_dir),
+        warnings=collapse,
+        sections=[s for s in sections if s is not None],
+        settings=_settings(config),
+        version=__version__,
+    )
+    path = run_dir / REPORT_NAME
+    atomic_write_text(path, html)
+    return path
+
+
+# -- header ------------------------------------------------------------------------------------
+
+
+def _data_name(config) -> str:
+    return Path(config["data"]).name
+
+
+def _fmt(v: Any, spec: str = ".4g") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return format(v, spec)
+
+
+def _key_metrics(m: dict[str, Any]) -> list[tuple[str, str]]:
+    units = " (standardized)" if m.get("units") == "standardized" else ""
+    out = [(f"test recon MSE{units}", _fmt(m.get("recon_mse"))), ("PSNR (dB)", _fmt(m.get("psnr"), ".2f"))]
+    if "elbo" in m:
+        out.append(("ELBO (nats)", _fmt(m["elbo"], ".2f")))
+    if "kl_per_dim" in m:
+        out.append(("active units", f"{m['active_units']} / {m['latent_dim']}"))
+        out.append(("KL (nats)", _fmt(m.get("kl_total"), ".3g")))
+    if "codebook_usage" in m:
+        out.append(("codebook used", f"{100 * m['codebook_usage']:.0f}%"))
+        out.append(("code perplexity", _fmt(m.get("perplexity"), ".1f")))
+    return out
+
+
+def _facts(config, metrics, run_dir: Path) -> list[tuple[str, str]]:
+    p = config["params"]
+    code = f"latent_dim {p.get('latent_dim')}, hidden_dims {tuple(p.get('hidden_dims') or ())}, {p.get('architecture')}"
+    v = config.get("versions", {})
+    return [
+        ("model", f"{config['estimator']} ({config['model']}): {code}"),
+        ("data", f"{config['data']}: {config['n_train']} training samples"
+                 + (f" (first {config['limit']})" if config.get("limit") else "")),
+        ("evaluation", f"{metrics['eval_data']}"),
+        ("training", (f"{metrics.get('epochs_trained')} epochs, batch {p.get('batch_size')}, lr {p.get('lr')}, "
+                      f"seed {config['seed']}, {config.get('train_time_s', 'n/a')} s")),
+        ("finished", str(config.get("finished", "n/a"))),
+        ("versions", ", ".join(f"{k} {val}" for k, val in v.items())),
+        ("run folder", str(run_dir.resolve())),
+    ]
+
+
+def _settings(config) -> list[tuple[str, str]]:
+    rows = [(k, str(v)) for k, v in config.items() if k not in ("params", "versions")]
+    rows += [(f"params.{k}", str(v)) for k, v in config["params"].items()]
+    rows += [(f"versions.{k}", str(v)) for k, v in config.get("versions", {}).items()]
+    return rows
+
+
+def _collapse_warnings(m: dict[str, Any]) -> list[str]:
+    out = []
+    inactive = m.get("inactive_dims") or []
+    if inactive:
+        out.append(
+            f"posterior collapse: {len(inactive)} of {m['latent_dim']} latent dimensions carry less than "
+            f"{KL_ACTIVE_THRESHOLD} nats of KL (dimensions {', '.join(map(str, inactive))}); the decoder ignores "
+            "them. Try KL warm-up (kl_warmup_epochs), free_bits, a smaller beta or a smaller latent_dim."
+        )
+    if m.get("posterior_collapse") and m.get("posterior_collapse_message"):
+        out.append(m["posterior_collapse_message"])
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+
+def _training(history) -> Section:
+    if not history:
+        return Section("training", "Training curves", text="No epochs were recorded.")
+    has_val = any(k.startswith("val_") for k in history[0])
+    return Section(
+        "training", "Training curves",
+        text="The loss and each of its parts per epoch, on the training data"
+             + (" (solid) and the validation part held out from it (dashed)." if has_val else "."),
+        figure=Figure("training_curves", figures.training_curves(history), "training curves"),
+    )
+
+
+def _labels_for(est, y):
+    """Labels to pass to a conditional estimator (None otherwise, or when unknown classes appear)."""
+    if y is None or not _conditional(est) or not np.isin(y, est.classes_).all():
+        return None
+    return y
+
+
+def _call(method, X, y):
+    return method(X, y) if y is not None else method(X)
+
+
+def _spread(y: np.ndarray, n: int) -> np.ndarray:
+    """Indices of up to n samples taking the classes in turn (the first of each class, then the second...)."""
+    by_class = [np.flatnonzero(y == c) for c in np.unique(y)]
+    order = [idx[i] for i in range(max(len(b) for b in by_class)) for idx in by_class if i < len(idx)]
+    return np.asarray(order[:n])
+
+
+def _reconstructions(est, data: RunData) -> Section:
+    X, y = data.X_eval, data.y_eval
+    idx = _spread(y, N_RECON) if y is not None else np.arange(min(N_RECON, len(X)))
+    Xs = np.asarray(X[idx], dtype=np.float32)
+    R = _call(est.reconstruct, Xs, None if y is None else _labels_for(est, y[idx]))
+    if data.image_shape is None:
+        text = (f"Tabular data: features of each sample, original and reconstructed (the model's deterministic "
+                f"reconstruction), from {data.eval_description}.")
+        return Section("reconstructions", "Reconstructions", text=text,
+                       figure=Figure("reconstructions", figures.feature_reconstructions(Xs, R), "reconstructions"))
+    text = (f"Evaluation samples (top) and the model's deterministic reconstruction of each (bottom), "
+            f"from {data.eval_description}.")
+    png = figures.image_rows([Xs, R], ["original", "reconstruction"], data.image_shape, tile=0.7)
+    return Section("reconstructions", "Reconstructions", text=text, figure=Figure("reconstructions", png, "originals and reconstructions"))
+
+
+def _latent(est, data: RunData, rng) -> Section:
+    X, y = data.X_eval, data.y_eval
+    idx = np.sort(rng.choice(len(X), MAX_POINTS, replace=False)) if len(X) > MAX_POINTS else np.arange(len(X))
+    ys = None if y is None else y[idx]
+    Z = _call(est.transform, np.asarray(X[idx], dtype=np.float32), None if ys is None else _labels_for(est, ys))
+    k = Z.shape[1]
+    if k == 2:
+        points, xl, yl = Z, "z[0]", "z[1]"
+        how = "the 2-D code itself (posterior mean for VAEs)"
+    elif k == 1:
+        points = np.column_stack([Z[:, 0], rng.uniform(-1, 1, len(Z))])
+        xl, yl = "z[0]", "random jitter (no meaning)"
+        how = "the 1-D code on the horizontal axis, spread vertically at random so points do not overlap"
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(2, random_state=0).fit(Z)
+        points = pca.transform(Z)
+        xl, yl = "principal component 1", "principal component 2"
+        how = (f"a PCA projection of the {k}-D code onto its first two principal components "
+               f"({100 * pca.explained_variance_ratio_.sum():.0f}% of its variance)")
+    colour = "coloured by label" if ys is not None else "(the data has no labels)"
+    return Section("latent", "Latent space",
+                   text=f"{len(Z)} evaluation samples, {colour}: {how}.",
+                   figure=Figure("latent_space", figures.latent_scatter(points, ys, xlabel=xl, ylabel=yl), "latent space"))
+
+
+def _samples(est, data: RunData, seed: int) -> Section:
+    from ..apps import sample_grid
+
+    if data.image_shape is None:
+        return Section("samples", "Samples", text="Samples are drawn only for image data.")
+    if _conditional(est):
+        classes = est.classes_[:10]
+        S = sample_grid(est, 10, y=classes, random_state=seed)
+        rows = [S[i * 10 : (i + 1) * 10] for i in range(len(classes))]
+        labels = [f"class {c}" for c in classes]
+        text = "Random samples from the prior, ten per class (one class per row): decoder means."
+    else:
+        S = sample_grid(est, 48, random_state=seed)
+        rows, labels = [S[i * 12 : (i + 1) * 12] for i in range(4)], [""] * 4
+        text = "Random samples: codes drawn from the prior, decoded (decoder means)."
+        if getattr(est.model_, "encode_indices", None) is not None:
+            text = "Random samples: code indices drawn from the prior fitted after training (independent per position), decoded."
+    return Section("samples", "Samples", text=text, figure=Figure("samples", figures.image_rows(rows, labels, data.image_shape), "random samples"))
+
+
+def _pairs(y: np.ndarray, n: int, conditional: bool, rng) -> list[tuple[int, int]]:
+    """Index pairs to interpolate between, from different classes (the same class for a
+    conditional model, which decodes the whole path with it)."""
+    classes = np.unique(y)
+    pairs = []
+    for i in range(n):
+        a = classes[i % len(classes)]
+        b = a if conditional else classes[(i * 3 + 1 + i // len(classes)) % len(classes)]
+        ia = rng.choice(np.flatnonzero(y == a))
+        choices = np.flatnonzero((y == b) & (np.arange(len(y)) != ia))
+        if len(choices) == 0:
+            continue
+        pairs.append((int(ia), int(rng.choice(choices))))
+    return pairs
+
+
+def _interpolations(est, data: RunData, rng) -> Section:
+    from ..apps import interpolate
+
+    if data.image_shape is None:
+        return Section("interpolations", "Interpolations", text="Interpolations are drawn only for image data.")
+    X, y = data.X_eval, data.y_eval
+    cond = _conditional(est)
+    if y is None:
+        pairs = [tuple(int(i) for i in rng.choice(len(X), 2, replace=False)) for _ in range(N_PAIRS)]
+    else:
+        pairs = _pairs(y, N_PAIRS, cond, rng)
+    rows, labels = [], []
+    for a, b in pairs:
+        label = y[a] if cond and y is not None else None
+        path = interpolate(est, X[a], X[b], steps=N_STEPS, y=label)
+        xa, xb = np.asarray(X[a : a + 1]), np.asarray(X[b : b + 1])
+        gap = np.ones_like(xa)  # a white tile sets the inputs apart from the decoded path
+        rows.append(np.concatenate([xa, gap, path, gap, xb]))
+        labels.append(f"{y[a]} \u2192 {y[b]}" if y is not None else f"#{a} \u2192 #{b}")
+    text = (f"Linear interpolation between the codes of two evaluation inputs: the outer columns, set apart, are "
+            f"the inputs; the {N_STEPS} columns between them decode evenly spaced points from one code to the other, "
+            "the first and last being the inputs' reconstructions"
+            + (" (decoded with their common class)." if cond else "."))
+    return Section("interpolations", "Interpolations", text=text,
+                   figure=Figure("interpolations", figures.image_rows(rows, labels, data.image_shape), "interpolations"))
+
+
+def _kl(m: dict[str, Any], model: str, collapse: list[str]) -> Section:
+    kl = m["kl_per_dim"]
+    inactive = m.get("inactive_dims") or []
+    where = " of the top layer (the lower layers' KL is in the ELBO)" if model == "hvae" else ""
+    text = (f"Mean KL(q(z|x) || p(z)) of each latent dimension{where} on the evaluation data, in nats. "
+            f"Dimensions under {KL_ACTIVE_THRESHOLD} nats (red) carry no information about the input. "
+            f"{m['active_units']} of {m['latent_dim']} dimensions are active by the variance of their posterior means.")
+    notes = [] if inactive else [f"Every dimension carries more than {KL_ACTIVE_THRESHOLD} nats: no posterior collapse."]
+    return Section("kl", "KL per latent dimension", text=text,
+                   figure=Figure("kl_per_dim", figures.kl_per_dimension(kl, KL_ACTIVE_THRESHOLD), "KL per latent dimension"),
+                   notes=notes, warning=" ".join(collapse) if collapse else None)
+
+
+def _codebook(est, data: RunData, m: dict[str, Any]) -> Section:
+    import torch
+
+    with torch.no_grad():
+        idx = est.model_.encode_indices(_model_input(est, np.asarray(data.X_eval, dtype=np.float32))).reshape(-1)
+    counts = np.bincount(idx.cpu().numpy(), minlength=est.model_.config.codebook_size)
+    text = (f"How often each of the {len(counts)} codebook entries is chosen on the evaluation data: "
+            f"{100 * m['codebook_usage']:.0f}% are used, perplexity {m['perplexity']:.1f}.")
+    return Section("codebook", "Codebook use", text=text,
+                   figure=Figure("codebook_usage", figures.codebook_usage(counts), "codebook use"))
