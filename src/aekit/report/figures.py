@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..apps._images import as_images
 
@@ -61,6 +62,7 @@ def training_curves(history: list[dict[str, float]]) -> bytes:
             ax.set_ylim(tail.min() - pad, tail.max() + pad)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         if i == 0:
