@@ -338,3 +338,17 @@ def test_probes_read_labels_from_codes(ae, digits):
     assert knn_accuracy(Z_train, y_train, Z_test, y_test) > 0.8
     shuffled = np.random.default_rng(0).permutation(y_train)
     assert linear_probe(Z_train, shuffled, Z_test, y_test) < 0.3
+
+
+def test_extra_keywords_go_to_model_params_and_survive_clone(digits):
+    from sklearn.base import clone
+
+    det = AnomalyDetector("vae", latent_dim=3, epochs=2)
+    assert det.get_params()["model_params"] == {"latent_dim": 3, "epochs": 2}
+    assert clone(det).get_params()["model_params"] == {"latent_dim": 3, "epochs": 2}
+    imp = AutoencoderImputer(epochs=1).set_params(latent_dim=5, n_iter=3)
+    assert imp.n_iter == 3 and imp.model_params == {"epochs": 1, "latent_dim": 5}
+    imp.fit(_with_missing(digits[0][:200], 0.2))
+    assert imp.estimator_.latent_dim == 5 and imp.estimator_.epochs == 1
+    with pytest.raises(TypeError, match="unexpected"):
+        AnomalyDetector(not_a_parameter=1).fit(digits[0][:50])

@@ -48,7 +48,8 @@ def error_vs_code_size(make: dict[str, Callable[[int], object]], X_train, X_test
 
     Returns
     -------
-    list of dicts ``{"method", "code_size", "test_mse", "train_mse", "fit_seconds"}``.
+    list of dicts ``{"method", "code_size", "test_mse", "train_mse", "fit_seconds", "estimator"}``
+    (the last is the fitted estimator).
     """
     rows = []
     for k in code_sizes:
@@ -59,7 +60,7 @@ def error_vs_code_size(make: dict[str, Callable[[int], object]], X_train, X_test
             rows.append({
                 "method": name, "code_size": int(k),
                 "test_mse": reconstruction_error(est, X_test), "train_mse": reconstruction_error(est, X_train),
-                "fit_seconds": fit_s,
+                "fit_seconds": fit_s, "estimator": est,
             })
     return rows
 

@@ -1,0 +1,68 @@
+"""Denoising: PSNR of the noisy input, of a DenoisingAutoEncoder's output and of the PCA
+reconstruction baseline, for gaussian, masking and salt-and-pepper noise at several levels, on
+digits and MNIST (subsampled).
+
+One DenoisingAutoEncoder per noise kind, trained at the middle level; PCA's number of components
+is chosen per (kind, level) on a validation split of the training images (its best case).
+
+    python benchmarks/bench_denoise.py [--quick]
+"""
+
+from __future__ import annotations
+
+from _apps import FIGURES, header, load, setup, table, timed
+from sklearn.decomposition import PCA
+
+from aekit import DenoisingAutoEncoder
+from aekit.apps import add_noise, denoise, denoise_grid, psnr
+
+LEVELS = {"gaussian": (0.1, 0.3, 0.5), "masking": (0.25, 0.5, 0.75), "salt_and_pepper": (0.1, 0.2, 0.4)}
+PCA_SIZES = (8, 16, 32, 64, 128)
+SETTINGS = {"digits": (None, None, 100, 32), "mnist": (10_000, 2_000, 15, 64)}  # n_train, n_test, epochs, code
+
+
+def main() -> None:
+    args = setup(__doc__).parse_args()
+    header("Denoising: PSNR (dB) of noisy input, DAE output and PCA reconstruction (bench_denoise.py)")
+    for name, (n_train, n_test, epochs, code) in SETTINGS.items():
+        if args.quick:
+            n_train, n_test, epochs = 2000, 300, 3
+        X_train, _ = load(name, "train", n_train)
+        X_test, _ = load(name, "test", n_test)
+        X_fit, X_val = X_train[: int(0.9 * len(X_train))], X_train[int(0.9 * len(X_train)) :]
+        d = X_train.shape[1]
+        print(f"### {name}: {len(X_train)} train / {len(X_test)} test images; DAE: MLP {d}-256-128-{code}, "
+              f"{epochs} epochs, batch 128, seed 0; noisy inputs clipped to [0, 1]; outputs clipped to [0, 1]; "
+              "PSNR = mean over images of 10 log10(1 / MSE)\n")
+        pcas = {k: PCA(k, random_state=0).fit(X_fit) for k in PCA_SIZES if k < d}
+        rows = []
+        for kind, levels in LEVELS.items():
+            dae, t = DenoisingAutoEncoder(latent_dim=code, noise=kind, noise_level=levels[1], hidden_dims=(256, 128),
+                                          epochs=epochs, batch_size=128, validation_fraction=0.0, random_state=0,
+                                          device="cpu"), {}
+            with timed(t):
+                dae.fit(X_train)
+            for level in levels:
+                noisy = add_noise(X_test, kind, level, random_state=1, clip=(0, 1))
+                noisy_val = add_noise(X_val, kind, level, random_state=2, clip=(0, 1))
+                best_k = max(pcas, key=lambda k: psnr(X_val, denoise(pcas[k], noisy_val, clip=(0, 1))))
+                rows.append({
+                    "noise": kind, "level": level, "noisy input": psnr(X_test, noisy),
+                    "DAE": psnr(X_test, denoise(dae, noisy, clip=(0, 1))),
+                    "PCA (best k)": psnr(X_test, denoise(pcas[best_k], noisy, clip=(0, 1))), "PCA k": best_k,
+                    "DAE fit s": f"{t['seconds']:.0f}",
+                })
+            if name == "mnist" or args.quick:
+                path, _ = denoise_grid(dae, X_test, FIGURES / f"denoise_{name}_{kind}.png", noise=kind,
+                                       level=levels[1], n=10, baseline=pcas[rows[-2]["PCA k"]], random_state=3,
+                                       image_shape=(28, 28) if d == 784 else (8, 8))
+                print(f"Figure: `benchmarks/figures/{path.name}` (rows: clean, noisy, DAE, PCA)  ")
+        print()
+        for r in rows:
+            r["DAE - PCA"] = r["DAE"] - r["PCA (best k)"]
+        print(table(rows, ["noise", "level", "noisy input", "DAE", "PCA (best k)", "PCA k", "DAE - PCA", "DAE fit s"], 2))
+        print(f"DAE trained at the middle level of each kind: {', '.join(f'{k} {v[1]}' for k, v in LEVELS.items())}.\n")
+
+
+if __name__ == "__main__":
+    main()
