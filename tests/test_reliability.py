@@ -227,3 +227,53 @@ def test_transform_streams_a_memory_mapped_array(tmp_path, fitted):
     script_whole = script.replace('Z = est.transform(X)', 'Z = np.array(X) + 0')
     run = subprocess.run([sys.executable, "-c", script_whole], capture_output=True, text=True, timeout=300)
     assert run.returncode != 0 and "MemoryError" in run.stderr
+
+
+# --- kill -9 at any moment: the last checkpoint stays readable and resume finishes the same run -------
+
+
+def _aekit(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "aekit.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _tensors(path):
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def test_kill_9_during_training_then_resume_matches_uninterrupted_run(tmp_path):
+    import random
+    import time
+
+    common = ["fit", "--data", "digits", "--model", "vae", "--latent-dim", "2", "--hidden-dims", "64",
+              "--epochs", "14", "--limit", "500", "--seed", "3", "--threads", "1", "--quiet"]
+    straight = _aekit(*common, "--out", str(tmp_path / "straight"))
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+
+    run = tmp_path / "killed"
+    ckpt = run / "checkpoint.safetensors"
+    rng = random.Random(0)
+    kills, first = 0, True
+    while kills < 6:
+        proc = _aekit(*common, "--out", str(run), *([] if first else ["--resume"]))
+        deadline = time.time() + 120
+        while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)  # the first kill comes only once a checkpoint exists to resume from
+        time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is not None:  # finished before the kill
+            break
+        proc.kill()  # SIGKILL: no cleanup, no handler
+        proc.wait()
+        kills += 1
+        first = False
+        assert _tensors(ckpt)  # the last good checkpoint is whole and readable after every kill
+    if proc.poll() is None or not (run / "model.safetensors").exists():
+        finish = _aekit(*common, "--out", str(run), "--resume")
+        assert finish.wait(timeout=300) == 0, finish.stderr.read()
+    assert kills >= 3, "training finished before it could be killed: lengthen it"
+    a, b = _tensors(tmp_path / "straight" / "model.safetensors"), _tensors(run / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
