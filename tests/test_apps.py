@@ -352,3 +352,15 @@ def test_extra_keywords_go_to_model_params_and_survive_clone(digits):
     assert imp.estimator_.latent_dim == 5 and imp.estimator_.epochs == 1
     with pytest.raises(TypeError, match="unexpected"):
         AnomalyDetector(not_a_parameter=1).fit(digits[0][:50])
+
+
+def test_a_fitted_estimator_is_used_as_it_is(ae, digits):
+    X_train, _, X_test, _ = digits
+    det = AnomalyDetector(ae, contamination=0.2).fit(X_test)  # only the threshold is learned
+    assert det.estimator_ is ae
+    assert abs((det.predict(X_test) == -1).mean() - 0.2) <= 1 / len(X_test)
+    assert Codec(ae).fit(X_train).estimator_ is ae and LatentIndex(ae).fit(X_train).estimator_ is ae
+    imp = AutoencoderImputer(ae).fit(_with_missing(X_test, 0.2))
+    assert imp.estimator_ is ae
+    unfitted = aekit.AutoEncoder(latent_dim=2, epochs=1, **SMALL)
+    assert AnomalyDetector(unfitted).fit(X_train[:100]).estimator_ is not unfitted

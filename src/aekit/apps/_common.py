@@ -11,6 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .._registry import get_model_class
 from ..estimators import ESTIMATORS
 
 __all__ = ["ModelParamsMixin", "decode", "encode", "estimator_names", "fitted", "flat", "make_estimator", "merge_params", "reconstruct", "validate_samples"]
@@ -72,13 +73,23 @@ def make_estimator(model, params: dict[str, Any] | None = None, random_state=Non
     return est
 
 
-def fitted(estimator, X, y=None):
-    """``estimator`` itself when already fitted, else a clone fitted on (X, y)."""
-    try:
-        check_is_fitted(estimator)
-        return estimator
-    except NotFittedError:
-        return clone(estimator).fit(X, y) if y is not None else clone(estimator).fit(X)
+def fitted(model, X, params: dict[str, Any] | None = None, random_state=None):
+    """The estimator an application works through: a fitted estimator instance (with no
+    ``params`` to change) is used as it is; a family name or an unfitted instance is built (see
+    :func:`make_estimator`) and fitted on X."""
+    if not isinstance(model, str) and not params:
+        try:
+            check_is_fitted(model)
+            return model
+        except NotFittedError:
+            pass
+    return make_estimator(model, params, random_state).fit(X)
+
+
+def is_variational(estimator) -> bool:
+    """Whether the estimator's model family has an ELBO (its model class defines ``log_weight``)."""
+    name = getattr(type(estimator), "_model", None)
+    return name is not None and hasattr(get_model_class(name), "log_weight")
 
 
 def flat(X) -> np.ndarray:

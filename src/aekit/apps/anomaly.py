@@ -16,6 +16,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._common import (
     ModelParamsMixin,
+    fitted,
+    is_variational,
     make_estimator,
     merge_params,
     reconstruct,
@@ -34,7 +36,8 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
     ----------
     model : str or estimator, default="ae"
         A family name ("ae", "denoising", "sparse", "contractive", "vae", "hvae", "vqvae"),
-        built with ``model_params``, or an aekit estimator instance (cloned, then fitted).
+        built with ``model_params``, or an aekit estimator instance: a fitted one is used as it
+        is (``fit`` then only sets the threshold on X), an unfitted one is cloned and fitted.
     contamination : float in (0, 0.5], default=0.1
         Expected fraction of outliers in the training data: sets ``offset_``, the training-score
         quantile below which samples are called outliers.
@@ -79,10 +82,10 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
         if self.scoring not in _SCORINGS:
             raise ValueError(f"scoring must be one of {_SCORINGS}, got {self.scoring!r}")
         X = validate_samples(self, X, reset=True)
-        self.estimator_ = make_estimator(self.model, self.model_params, self.random_state)
-        if self.scoring == "elbo" and not hasattr(self.estimator_, "sample"):
-            raise ValueError(f"scoring='elbo' needs a variational model (vae, hvae), got {type(self.estimator_).__name__}")
-        self.estimator_.fit(X)
+        template = make_estimator(self.model, self.model_params) if isinstance(self.model, str) else self.model
+        if self.scoring == "elbo" and not is_variational(template):
+            raise ValueError(f"scoring='elbo' needs a variational model (vae, hvae), got {type(template).__name__}")
+        self.estimator_ = fitted(self.model, X, self.model_params, self.random_state)
         self.offset_ = float(np.percentile(self._scores(X), 100.0 * self.contamination))
         return self
 

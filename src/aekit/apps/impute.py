@@ -23,6 +23,7 @@ from ..models.base import to_data_space
 from ..models.vae import log_normal
 from ._common import (
     ModelParamsMixin,
+    fitted,
     make_estimator,
     merge_params,
     reconstruct,
@@ -41,7 +42,8 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
     ----------
     model : str or estimator, default="ae"
         A family name ("ae", "denoising", "vae", ...) built with ``model_params``, or an aekit
-        estimator instance (cloned, then fitted).
+        estimator instance: a fitted one is used as it is (``fit`` then only learns the fill
+        values), an unfitted one is cloned and fitted on the mean-filled X.
     n_iter : int, default=10
         Reconstruct-and-replace rounds (``"reconstruct"``) or chain length (``"sample"``).
     strategy : {"reconstruct", "sample"}, default="reconstruct"
@@ -95,14 +97,11 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
         counts = observed.sum(axis=0)
         sums = np.where(observed, X, 0).sum(axis=0, dtype=np.float64)
         self.fill_values_ = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
-        self.estimator_ = make_estimator(self.model, self.model_params, self.random_state)
-        if self.strategy == "sample" and not self._samplable():
-            raise ValueError(f"strategy='sample' needs an unconditional VAE (model='vae'), got {type(self.estimator_).__name__}")
-        self.estimator_.fit(np.where(observed, X, self.fill_values_))
+        template = make_estimator(self.model, self.model_params) if isinstance(self.model, str) else self.model
+        if self.strategy == "sample" and getattr(template, "_model", None) != "vae":
+            raise ValueError(f"strategy='sample' needs an unconditional VAE (model='vae'), got {type(template).__name__}")
+        self.estimator_ = fitted(self.model, np.where(observed, X, self.fill_values_), self.model_params, self.random_state)
         return self
-
-    def _samplable(self) -> bool:
-        return getattr(self.estimator_, "_model", None) == "vae"
 
     def transform(self, X):
         """X with its NaNs filled; every observed entry is returned unchanged."""
