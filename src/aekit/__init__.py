@@ -8,6 +8,7 @@ the training loop in ``aekit.train``.
 __version__ = "0.1.0"
 
 from ._registry import build_model, model_names
+from .apps import AnomalyDetector, AutoencoderImputer, Codec, LatentIndex
 from .datasets import Dataset, DatasetNotFoundError, available_datasets, binarize, load_dataset
 from .estimators import (
     VAE,
@@ -32,6 +33,10 @@ __all__ = [
     "HierarchicalVAE",
     "VQVAE",
     "load",
+    "AnomalyDetector",
+    "AutoencoderImputer",
+    "Codec",
+    "LatentIndex",
     "build_model",
     "model_names",
     "Dataset",
