@@ -176,13 +176,13 @@ def test_world_size_without_torchrun_variables_is_a_clear_error(monkeypatch):
 
 def test_one_process_is_a_plain_loop():
     """In one process, train must be exactly the plain loop: shuffle with Generator(seed), model
-    noise from Generator(seed + 1), AdamW without decay, one step per batch (the plumbing adds nothing)."""
+    noise from Generator(seed + 1), fused AdamW without decay, one step per batch (nothing added)."""
     with seeded(0):
         a, b = (build_model("vae", input_shape=(6,), latent_dim=2, hidden_dims=(8,)) for _ in range(2))
     b.load_state_dict(a.state_dict())
     X = torch.rand(40, 6, generator=torch.Generator().manual_seed(0))
     train(a, X, epochs=2, batch_size=16, lr=1e-2, progress=False, seed=3)
-    opt = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=0.0)
+    opt = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=0.0, fused=True)
     shuffle, noise = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
     b.train()
     for epoch in range(2):
