@@ -2,8 +2,9 @@
 
 ``fit``: fill each feature's NaNs with its observed mean, train the autoencoder on the filled
 data. ``transform``: start from the same mean fill and iterate "reconstruct, then overwrite only
-the missing entries" ``n_iter`` times (the fixed-point scheme of Gondara & Wang 2018, MIDA).
-Observed entries are returned unchanged, bit for bit.
+the missing entries" ``n_iter`` times (the fixed-point scheme of Gondara & Wang 2018, MIDA),
+imputations clipped to each feature's observed range. Observed entries are returned unchanged,
+bit for bit.
 
 For variational models ``strategy="sample"`` runs Metropolis-within-Gibbs instead (Mattei &
 Frellsen 2018, which makes the pseudo-Gibbs sampler of Rezende et al. 2014 exact): propose
@@ -57,6 +58,7 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
     ----------
     estimator_ : the fitted autoencoder.
     fill_values_ : per-feature observed means (0 where a feature was never observed), shaped like one sample.
+    data_min_, data_max_ : per-feature observed range; imputed values are clipped to it.
     n_features_in_, input_shape_ : as seen in fit.
 
     Notes
@@ -97,6 +99,10 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
         counts = observed.sum(axis=0)
         sums = np.where(observed, X, 0).sum(axis=0, dtype=np.float64)
         self.fill_values_ = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0).astype(np.float32)
+        # the observed range of each feature: imputations are kept inside it, which keeps the
+        # reconstruct-and-replace iteration from running away where most of a sample is missing
+        self.data_min_ = np.where(counts > 0, np.where(observed, X, np.inf).min(axis=0), self.fill_values_).astype(np.float32)
+        self.data_max_ = np.where(counts > 0, np.where(observed, X, -np.inf).max(axis=0), self.fill_values_).astype(np.float32)
         template = make_estimator(self.model, self.model_params) if isinstance(self.model, str) else self.model
         if self.strategy == "sample" and getattr(template, "_model", None) != "vae":
             raise ValueError(f"strategy='sample' needs an unconditional VAE (model='vae'), got {type(template).__name__}")
@@ -117,7 +123,8 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
             sub = self._sample(sub, sub_missing)
         else:
             for _ in range(int(self.n_iter)):
-                sub = np.where(sub_missing, reconstruct(self.estimator_, sub), sub)
+                R = np.clip(reconstruct(self.estimator_, sub), self.data_min_, self.data_max_)
+                sub = np.where(sub_missing, R, sub)
         out[rows] = np.where(sub_missing, sub, out[rows])
         return out
 
@@ -154,7 +161,7 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
                 if t >= burn:
                     total += mean
             out.append((total / (n_iter - burn)).reshape(len(x), -1).cpu().numpy())
-        return np.concatenate(out).reshape(X.shape)
+        return np.clip(np.concatenate(out).reshape(X.shape), self.data_min_, self.data_max_)
 
     @staticmethod
     def _log_w(model, x, z, mu, logvar) -> torch.Tensor:
