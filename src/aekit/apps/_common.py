@@ -14,7 +14,10 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .._registry import get_model_class
 from ..estimators import ESTIMATORS
 
-__all__ = ["ModelParamsMixin", "decode", "encode", "estimator_names", "fitted", "flat", "make_estimator", "merge_params", "reconstruct", "validate_samples"]
+__all__ = [
+    "ModelParamsMixin", "decode", "encode", "estimator_names", "fitted", "flat", "is_variational",
+    "make_estimator", "merge_params", "reconstruct", "validate_samples",
+]
 
 
 def _by_family() -> dict[str, type]:
