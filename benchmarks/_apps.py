@@ -18,6 +18,16 @@ import torch
 FIGURES = Path(__file__).resolve().parent / "figures"
 
 
+def figures_dir(quick: bool) -> Path:
+    """Where figures go: benchmarks/figures for real runs; a temporary folder for --quick smoke
+    runs, so they never overwrite the recorded figures."""
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "aekit-bench-figures" if quick else FIGURES
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def setup(description: str) -> argparse.ArgumentParser:
     """One torch thread (tiny models on a shared 2-core machine run faster and steadier so) and
     a parser with ``--quick``."""

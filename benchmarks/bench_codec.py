@@ -17,7 +17,7 @@ import io
 import math
 
 import numpy as np
-from _apps import FIGURES, header, load, setup, table, timed
+from _apps import figures_dir, header, load, setup, table, timed
 from PIL import Image
 from sklearn.decomposition import PCA
 
@@ -133,7 +133,7 @@ def main() -> None:
         ax.set_title(f"{name}: rate-distortion on {len(X_test)} test images")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(FIGURES / f"codec_rd_{name}.png", dpi=100)
+        fig.savefig(figures_dir(args.quick) / f"codec_rd_{name}.png", dpi=100)
         print(f"Figure: `benchmarks/figures/codec_rd_{name}.png`\n")
 
 

@@ -10,7 +10,7 @@ is chosen per (kind, level) on a validation split of the training images (its be
 
 from __future__ import annotations
 
-from _apps import FIGURES, header, load, setup, table, timed
+from _apps import figures_dir, header, load, setup, table, timed
 from sklearn.decomposition import PCA
 
 from aekit import DenoisingAutoEncoder
@@ -52,8 +52,8 @@ def main() -> None:
                     "PCA (best k)": psnr(X_test, denoise(pcas[best_k], noisy, clip=(0, 1))), "PCA k": best_k,
                     "DAE fit s": f"{t['seconds']:.0f}",
                 })
-            if name == "mnist" or args.quick:
-                path, _ = denoise_grid(dae, X_test, FIGURES / f"denoise_{name}_{kind}.png", noise=kind,
+            if name == "mnist":
+                path, _ = denoise_grid(dae, X_test, figures_dir(args.quick) / f"denoise_{name}_{kind}.png", noise=kind,
                                        level=levels[1], n=10, baseline=pcas[rows[-2]["PCA k"]], random_state=3,
                                        image_shape=(28, 28) if d == 784 else (8, 8))
                 print(f"Figure: `benchmarks/figures/{path.name}` (rows: clean, noisy, DAE, PCA)  ")

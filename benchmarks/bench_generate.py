@@ -14,7 +14,7 @@ Also writes sample grids, linear vs slerp interpolations and a traversal as PNGs
 from __future__ import annotations
 
 import numpy as np
-from _apps import FIGURES, header, load, setup, table, timed
+from _apps import figures_dir, header, load, setup, table, timed
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
@@ -82,7 +82,7 @@ def main() -> None:
     figs["generate_interpolation_linear_vs_slerp.png"] = (np.concatenate([lin, slerp]), 10)
     figs["generate_traversal.png"] = (np.concatenate([traverse(vae, a, d, np.linspace(-3, 3, 10)) for d in range(5)]), 10)
     for fname, (imgs, ncols) in figs.items():
-        image_grid(imgs, FIGURES / fname, ncols=ncols, image_shape=(28, 28), scale=2)
+        image_grid(imgs, figures_dir(args.quick) / fname, ncols=ncols, image_shape=(28, 28), scale=2)
         print(f"Figure: `benchmarks/figures/{fname}`  ")
     z = vae.transform(np.stack([a, b]))
     mid = {m: float(np.linalg.norm(interpolate_codes(z[0], z[1], 3, m)[1])) for m in ("linear", "slerp")}

@@ -6,7 +6,7 @@ digits and MNIST (subsampled), plus 2-D code plots next to PCA's projection.
 
 from __future__ import annotations
 
-from _apps import FIGURES, header, load, setup, table
+from _apps import figures_dir, header, load, setup, table
 from sklearn.decomposition import PCA
 
 from aekit import VAE, AutoEncoder
@@ -53,7 +53,7 @@ def main() -> None:
             out.append(row)
         print(table(out, ["code size", "PCA test MSE", "AE test MSE", "VAE test MSE", "AE / PCA", "AE fit s", "VAE fit s"], 4))
         for tag in ("AE", "VAE"):
-            path = compare_pca(by[(tag, 2)]["estimator"], X_test, y_test, FIGURES / f"reduce_{name}_{tag.lower()}2d.png",
+            path = compare_pca(by[(tag, 2)]["estimator"], X_test, y_test, figures_dir(args.quick) / f"reduce_{name}_{tag.lower()}2d.png",
                                title=f"{name}: 2-D {tag} code vs PCA (test images)")
             print(f"Figure: `benchmarks/figures/{path.name}`  ")
         print()
