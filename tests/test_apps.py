@@ -364,3 +364,20 @@ def test_a_fitted_estimator_is_used_as_it_is(ae, digits):
     assert imp.estimator_ is ae
     unfitted = aekit.AutoEncoder(latent_dim=2, epochs=1, **SMALL)
     assert AnomalyDetector(unfitted).fit(X_train[:100]).estimator_ is not unfitted
+
+
+def test_image_layout_goes_through_every_application():
+    d = aekit.load_dataset("digits")
+    X = d.X[:300]  # (300, 1, 8, 8)
+    ae = aekit.AutoEncoder(latent_dim=4, epochs=3, **SMALL).fit(X)
+    assert Codec(ae, bits=4).fit(X).decode(Codec(ae, bits=4).fit(X).encode(X[:5])).shape == (5, 1, 8, 8)
+    det = AnomalyDetector(ae).fit(X)
+    assert det.predict(X[:7]).shape == (7,) and det.n_features_in_ == 64
+    with pytest.raises(ValueError, match="shape"):
+        det.score_samples(X[:, :, :4, :4])
+    Xm = X.copy()
+    Xm[:, :, 2:5, 2:5] = np.nan
+    out = AutoencoderImputer(ae).fit(Xm).transform(Xm)
+    assert out.shape == X.shape and not np.isnan(out).any()
+    assert LatentIndex(ae).fit(X).query(X[:3], k=2)[0].shape == (3, 2)
+    assert interpolate(ae, X[0], X[1], steps=3).shape == (3, 1, 8, 8)
