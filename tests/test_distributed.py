@@ -37,8 +37,10 @@ SETUP = textwrap.dedent(
     CASES = {
         # 203 = 6 * 32 + 11: the last global batch splits 6 / 5
         "uneven": dict(name="ae", n=203, kw=dict(epochs=3, batch_size=32, lr=3e-3)),
-        # 193 = 6 * 32 + 1: the last global batch leaves rank 1 nothing; clipping acts on the global gradient
-        "empty_slice": dict(name="ae", n=193, kw=dict(epochs=3, batch_size=32, lr=3e-3, grad_clip=0.05)),
+        # 193 = 6 * 32 + 1: the last global batch leaves rank 1 nothing (it adds a zero-weighted row)
+        "empty_slice": dict(name="ae", n=193, kw=dict(epochs=3, batch_size=32, lr=3e-3)),
+        # clipping acts on the global (all-reduced) gradient
+        "clipped": dict(name="ae", n=203, kw=dict(epochs=3, batch_size=32, lr=3e-3, grad_clip=0.05)),
     }
     """
 )
@@ -100,7 +102,7 @@ def ddp_run(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("case", ["uneven", "empty_slice"])
+@pytest.mark.parametrize("case", ["uneven", "empty_slice", "clipped"])
 def test_two_processes_match_one_process(ddp_run, case):
     spec = namespace["CASES"][case]
     model = namespace["make"](spec["name"])
