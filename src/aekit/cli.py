@@ -624,6 +624,8 @@ def _cmd_demo(args) -> int:
 
 
 def _summary(result, quiet: bool) -> None:
+    if result.metrics is None:  # a non-zero torchrun rank: rank 0 reports
+        return
     if not quiet:
         m = result.metrics
         parts = [f"recon MSE {m['recon_mse']:.4g}", f"PSNR {m['psnr']:.2f} dB"]

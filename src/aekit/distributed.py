@@ -172,3 +172,9 @@ def _local_device(device: torch.device) -> torch.device:
 def _destroy() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank of an initialised process group (torchrun): the
+    process that writes files and prints."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

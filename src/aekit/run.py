@@ -47,6 +47,7 @@ from ._registry import get_model_class
 from ._utils import atomic_write_bytes, atomic_write_text
 from .apps._common import estimator_names, is_variational, make_estimator
 from .checkpoint import read_safetensors
+from .distributed import is_main_process
 from .datasets import available_datasets, load_dataset
 from .train import CHECKPOINT_NAME
 
@@ -310,6 +311,8 @@ def fit_run(
         est.fit(rd.X_train, rd.y_train if _conditional(est) else None, **fit_kw)
         train_time = time.perf_counter() - t0
         est.set_params(verbose=False)
+        if not is_main_process():  # under torchrun, rank 0 alone writes the run folder
+            return Run(run_dir, est, None)
         write_history(run_dir / HISTORY_NAME, est.history_)  # the full history (also after early stopping)
         est.save(run_dir / MODEL_NAME)
         metrics = compute_metrics(est, rd.X_eval, rd.y_eval)
