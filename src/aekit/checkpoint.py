@@ -55,8 +55,9 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     return tensors, meta
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild a model from a file written by ``save_model`` (no code is executed)."""
+def load_model(path: str | Path, map_location: str | torch.device = "cpu", *, encoder=None, decoder=None):
+    """Rebuild a model from a file written by ``save_model`` (no code is executed). A model built
+    with your own encoder/decoder modules needs fresh instances of them passed here again."""
     tensors, meta = read_safetensors(path)
     try:
         info = json.loads(meta["aekit"])
@@ -65,7 +66,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
         raise ValueError(f"{path} has no aekit model metadata; was it written by aekit?") from None
     _check_version(info.get("aekit_version"), path)
     cls = get_model_class(name)
-    model = cls(cls.Config.from_dict(config))
+    modules = {k: v for k, v in (("encoder", encoder), ("decoder", decoder)) if v is not None}
+    model = cls(cls.Config.from_dict(config), **modules)
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:
