@@ -197,3 +197,38 @@ def test_one_process_is_a_plain_loop():
     for k, v in a.state_dict().items():
         if k != "epochs_done":
             assert torch.equal(v, b.state_dict()[k]), k
+
+
+class _NaNGradient(torch.autograd.Function):
+    """Identity forward, NaN backward: a finite loss whose gradient is not."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+@pytest.mark.parametrize("bad_step, grad_clip, message", [
+    (3, None, "previous step's gradient"),  # caught by the next step's loss check
+    (4, None, "its last step"),  # the epoch's last step: caught by the end-of-epoch weight check
+    (3, 1.0, "step 3"),  # with clipping the norm is read every step anyway
+])
+def test_a_nonfinite_gradient_is_still_caught(bad_step, grad_clip, message):
+    """The loop reads gradients only when clipping (speed); a NaN gradient must still raise."""
+    from aekit.train import NonFiniteLossError
+
+    with seeded(0):
+        model = build_model("ae", input_shape=(4,), latent_dim=2, hidden_dims=(8,))
+    encode, calls = model.encoder.forward, {"n": 0}
+
+    def poisoned(x, *args, **kwargs):
+        calls["n"] += 1
+        h = encode(x, *args, **kwargs)
+        return _NaNGradient.apply(h) if calls["n"] == bad_step else h
+
+    model.encoder.forward = poisoned
+    with pytest.raises(NonFiniteLossError, match=message):
+        train(model, torch.rand(64, 4), epochs=2, batch_size=16, progress=False, grad_clip=grad_clip)
