@@ -238,6 +238,19 @@ def test_anomaly_detector_sklearn_contract(estimator, check):
     check(estimator)
 
 
+@parametrize_with_checks([AutoencoderImputer(**_FAST_DETECTOR)])
+def test_imputer_sklearn_contract(estimator, check):
+    check(estimator)
+
+
+def test_imputer_keeps_float64_observed_entries_exactly(digits):
+    X = digits[0][:300].astype(np.float64) + 1e-9  # not representable in float32
+    Xm = _with_missing(X, 0.3)
+    out = AutoencoderImputer(epochs=2, **SMALL).fit(Xm).transform(Xm)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out[~np.isnan(Xm)], Xm[~np.isnan(Xm)])
+
+
 # --- generation ----------------------------------------------------------------------------------
 
 

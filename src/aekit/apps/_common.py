@@ -120,16 +120,17 @@ def reconstruct(estimator, X, y=None) -> np.ndarray:
     return np.asarray(decode(estimator, encode(estimator, X))).reshape(np.shape(X))
 
 
-def validate_samples(est, X, *, reset: bool, allow_nan: bool = False) -> np.ndarray:
+def validate_samples(est, X, *, reset: bool, allow_nan: bool = False, dtype=np.float32) -> np.ndarray:
     """Validate X for an application estimator: 2-D tables via scikit-learn (feature counts and
     names checked), or images (n, h, w) / (n, c, h, w) checked on their per-sample shape.
-    Sets ``n_features_in_`` and ``input_shape_`` when ``reset``. Returns float32."""
+    Sets ``n_features_in_`` and ``input_shape_`` when ``reset``. Returns ``dtype`` (float32;
+    scikit-learn's list form keeps a listed input dtype)."""
     ensure = "allow-nan" if allow_nan else True
     if np.ndim(X) == 2 if hasattr(X, "ndim") else True:
-        arr = validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite=ensure,
+        arr = validate_data(est, X, reset=reset, dtype=dtype, ensure_all_finite=ensure,
                             ensure_min_samples=2 if reset else 1)
     else:
-        arr = check_array(X, allow_nd=True, dtype=np.float32, ensure_all_finite=ensure,
+        arr = check_array(X, allow_nd=True, dtype=dtype, ensure_all_finite=ensure,
                           ensure_min_samples=2 if reset else 1)
         if arr.ndim not in (3, 4):
             raise ValueError(f"X must be 2-D (n_samples, n_features) or images (n, h, w) / (n, c, h, w); got {arr.ndim}-D")

@@ -110,15 +110,15 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
         return self
 
     def transform(self, X):
-        """X with its NaNs filled; every observed entry is returned unchanged."""
+        """X with its NaNs filled, in X's float dtype; every observed entry is returned unchanged."""
         check_is_fitted(self)
-        X = validate_samples(self, X, reset=False, allow_nan=True)
+        X = validate_samples(self, X, reset=False, allow_nan=True, dtype=[np.float64, np.float32])
         missing = np.isnan(X)
-        out = np.where(missing, self.fill_values_, X)
+        out = np.where(missing, self.fill_values_.astype(X.dtype), X)  # X's dtype: observed entries exact
         if not missing.any():
             return out
         rows = missing.reshape(len(X), -1).any(axis=1)  # only rows with a gap need the model
-        sub, sub_missing = out[rows], missing[rows]
+        sub, sub_missing = out[rows].astype(np.float32), missing[rows]
         if self.strategy == "sample":
             sub = self._sample(sub, sub_missing)
         else:
