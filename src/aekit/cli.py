@@ -76,10 +76,10 @@ class _Param:
 
 
 def _families() -> dict[str, type]:
-    """Registry name -> estimator class, in registry order."""
-    from .estimators import ESTIMATORS
+    """Model family name -> estimator class."""
+    from .estimators import FAMILIES
 
-    return {cls._model: cls for cls in ESTIMATORS.values()}
+    return FAMILIES
 
 
 def _signature_defaults(cls) -> dict[str, Any]:

@@ -37,6 +37,8 @@ __all__ = [
     "VQVAE",
     "load",
     "ESTIMATORS",
+    "FAMILIES",
+    "estimator_class",
 ]
 
 # Parameters every estimator has, with their defaults (public, stable names).
@@ -75,7 +77,16 @@ _VAE_PARAMS: dict[str, Any] = {
     "min_variance": 0.0,
 }
 
-ESTIMATORS: dict[str, type] = {}
+ESTIMATORS: dict[str, type] = {}  # class name -> estimator class
+FAMILIES: dict[str, type] = {}  # model family (registry name: "ae", "vae", ...) -> estimator class
+
+
+def estimator_class(family: str) -> type:
+    """The estimator class for a model family name (``"vae"`` -> ``VAE``)."""
+    try:
+        return FAMILIES[family]
+    except KeyError:
+        raise ValueError(f"unknown model {family!r}; choose one of {', '.join(FAMILIES)}") from None
 
 
 def _make_init(params: dict[str, Any]):
@@ -113,6 +124,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         if "_model" in cls.__dict__:
             cls.__init__ = _make_init({**COMMON_PARAMS, **cls._params})
             ESTIMATORS[cls.__name__] = cls
+            FAMILIES[cls._model] = cls
 
     # -- input handling ------------------------------------------------------------
     def _validate_X(self, X, reset: bool) -> np.ndarray:

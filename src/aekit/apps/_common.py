@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .._registry import get_model_class
-from ..estimators import ESTIMATORS
+from ..estimators import FAMILIES
 
 __all__ = [
     "ModelParamsMixin", "decode", "encode", "estimator_names", "fitted", "flat", "is_variational",
@@ -20,14 +20,9 @@ __all__ = [
 ]
 
 
-def _by_family() -> dict[str, type]:
-    """Registry name -> estimator class (``"ae"`` -> AutoEncoder, ``"vae"`` -> VAE, ...)."""
-    return {cls._model: cls for cls in ESTIMATORS.values()}
-
-
 def estimator_names() -> list[str]:
     """Family names accepted wherever an application takes ``model="..."``."""
-    return sorted(_by_family())
+    return sorted(FAMILIES)
 
 
 def merge_params(model_params, kwargs: dict):
@@ -62,11 +57,9 @@ def make_estimator(model, params: dict[str, Any] | None = None, random_state=Non
         raise TypeError(f"model_params must be a dict or None, got {type(params).__name__}")
     params = dict(params or {})
     if isinstance(model, str):
-        try:
-            cls = _by_family()[model]
-        except KeyError:
-            raise ValueError(f"unknown model {model!r}; choose one of {estimator_names()} or pass an estimator") from None
-        est = cls(**params)
+        if model not in FAMILIES:
+            raise ValueError(f"unknown model {model!r}; choose one of {estimator_names()} or pass an estimator")
+        est = FAMILIES[model](**params)
     elif hasattr(model, "fit") and hasattr(model, "get_params"):
         est = clone(model).set_params(**params) if params else clone(model)
     else:
