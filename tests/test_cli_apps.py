@@ -336,3 +336,10 @@ def test_user_errors_are_one_line(run, argv, expected, capsys, tmp_path, monkeyp
     argv = [{"RUN": str(run), "HOLES": str(tmp_path / "holes.npy")}.get(a, a) for a in argv]
     assert expected in _fail(capsys, argv)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["holes.npy"]  # nothing written
+
+
+def test_evaluate_run_without_a_run_says_so(tmp_path):
+    from aekit.run import evaluate_run
+
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        evaluate_run(tmp_path, "digits")

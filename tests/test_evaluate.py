@@ -1,6 +1,6 @@
 """Tests for aekit.evaluate: the metrics every model gets, the ELBO / importance-weighted NLL maths
 (checked on a linear-Gaussian VAE whose marginal likelihood is known in closed form, and on a
-trained digits VAE), active units, codebook use, memory-bounded batching and evaluate_run."""
+trained digits VAE), active units, codebook use, memory-bounded batching."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ import torch
 from aekit import evaluate as evaluate_module
 from aekit._registry import build_model, model_names
 from aekit._utils import seeded
-from aekit.checkpoint import save_model
 from aekit.datasets import load_dataset
-from aekit.evaluate import evaluate, evaluate_run, importance_weighted_nll
+from aekit.evaluate import evaluate, importance_weighted_nll
 from aekit.train import train
 
 BASE_KEYS = {"n_samples", "recon_mse", "psnr", "recon_bce"}
@@ -299,26 +298,6 @@ def test_vqvae_single_code_has_perplexity_one():
     r = evaluate(model, torch.rand(50, 1, 8, 8))
     assert r["codebook_usage"] == pytest.approx(1 / 8)
     assert r["perplexity"] == pytest.approx(1.0)
-
-
-# ----------------------------------------------------------------------------- run folders
-
-
-def test_evaluate_run_writes_evaluation_json(tmp_path, digits):
-    model = _small("vae")
-    save_model(model, tmp_path / "model.safetensors")
-    result = evaluate_run(tmp_path, "digits", split="test", nll_samples=5, limit=40)
-    assert result["n_samples"] == 40 and result["nll_samples"] == 5
-    assert result["split"] == "test" and result["data"] == "digits"
-    on_disk = json.loads((tmp_path / "evaluation.json").read_text())
-    assert on_disk == result
-    direct = evaluate(model, load_dataset("digits", split="test").X[:40], nll_samples=5)
-    assert direct["nll"] == pytest.approx(result["nll"]) and direct["elbo"] == pytest.approx(result["elbo"])
-
-
-def test_evaluate_run_without_a_model_says_so(tmp_path):
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        evaluate_run(tmp_path, "digits")
 
 
 def test_docstring_examples_run():

@@ -4,28 +4,24 @@ posterior collapse and codebook use.
 :func:`evaluate` works on any registered model and reports what applies to it: reconstruction
 metrics for every model; ELBO, per-dimension KL, active units and (on request) the
 importance-weighted NLL of Burda et al. 2016 for models with ``log_weight`` (vae, cvae, hvae);
-codebook usage and perplexity for models with ``encode_indices`` (vqvae). :func:`evaluate_run`
-does the same for a run folder and writes ``evaluation.json`` beside the model.
+codebook usage and perplexity for models with ``encode_indices`` (vqvae). For a run folder
+(an estimator and its data conversion), see :func:`aekit.run.evaluate_run`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import losses
-from ._utils import atomic_write_text
 from .train import _as_tensor, _take, _take_y
 
-__all__ = ["evaluate", "evaluate_run", "importance_weighted_nll", "ACTIVE_UNIT_THRESHOLD", "EVALUATION_NAME"]
+__all__ = ["evaluate", "importance_weighted_nll", "ACTIVE_UNIT_THRESHOLD"]
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: unit u is active when Cov_x(E_q[z_u]) > 0.01
-EVALUATION_NAME = "evaluation.json"
 
 
 @torch.no_grad()
@@ -229,72 +225,6 @@ def importance_weighted_nll(
         acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=0))
         done += s
     return -(acc - math.log(n_samples))
-
-
-def evaluate_run(
-    run_dir: str | Path,
-    data: str | Path,
-    split: str = "test",
-    nll_samples: int = 0,
-    limit: int | None = None,
-    *,
-    batch_size: int = 1024,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Evaluate the fitted model of a run folder on a dataset and write ``evaluation.json`` there.
-
-    Parameters
-    ----------
-    run_dir : folder holding ``model.safetensors`` (written by ``fit``/``aekit train``).
-    data : a built-in dataset name (``aekit.datasets.available_datasets``) or a data file/folder.
-    split : which split of ``data`` to evaluate on.
-    nll_samples : importance samples for the NLL (0 skips it); see :func:`evaluate`.
-    limit : evaluate on the first ``limit`` samples only.
-
-    Returns
-    -------
-    dict : what :func:`evaluate` returns, plus ``data``, ``split`` and ``run_dir``; the same
-        dict is written (atomically) to ``run_dir/evaluation.json``.
-    """
-    from .datasets import load_dataset
-
-    run_dir = Path(run_dir)
-    if limit is not None:
-        _check_count("limit", limit, minimum=1)
-    model, to_input = _load_run(run_dir)
-    ds = load_dataset(data, split=split)
-    X, y = ds.X[:limit], (None if ds.y is None else ds.y[:limit])
-    result = evaluate(
-        model, to_input(X), y if model.conditional else None,
-        nll_samples=nll_samples, batch_size=batch_size, seed=seed,
-    )
-    result.update({"data": str(data), "split": split, "run_dir": str(run_dir)})
-    atomic_write_text(run_dir / EVALUATION_NAME, json.dumps(result, indent=2, allow_nan=True) + "\n")
-    return result
-
-
-def _load_run(run_dir: Path) -> tuple[torch.nn.Module, Callable[[np.ndarray], Any]]:
-    """The model of a run folder and the function that turns data into its input.
-
-    Reads ``model.safetensors`` with :func:`aekit.checkpoint.load_model` and reshapes data to the
-    model's input shape. The estimator layer (``aekit.load(run_dir)``, its ``model_`` and its
-    input conversion) takes over here once it exists.
-    """
-    from .checkpoint import load_model
-
-    path = run_dir / "model.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no model.safetensors")
-    model = load_model(path)
-    shape = tuple(model.config.input_shape)
-
-    def to_input(X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if X[0].size != math.prod(shape):
-            raise ValueError(f"data samples have {X[0].size} values; the model expects {shape}")
-        return X.reshape(len(X), *shape)
-
-    return model, to_input
 
 
 def _check_count(name: str, value: Any, *, minimum: int) -> None:

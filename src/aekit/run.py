@@ -86,7 +86,7 @@ __all__ = [
 ]
 
 CONFIG_NAME, HISTORY_NAME, MODEL_NAME = "config.json", "history.csv", "model.safetensors"
-METRICS_NAME, REPORT_NAME = "metrics.json", "report.html"
+METRICS_NAME, REPORT_NAME, EVALUATION_NAME = "metrics.json", "report.html", "evaluation.json"
 HOLDOUT_FRACTION = 0.2  # of user data without a test split, kept for evaluation
 KL_ACTIVE_THRESHOLD = 0.01  # nats: a latent dimension with less KL than this carries no information
 
@@ -473,8 +473,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = "test", nll
 
     The estimator is read with ``aekit.load(run_dir)`` and the data reach its model exactly as in
     its own methods (validated, reshaped and, when the estimator standardizes, standardized); a
-    conditional model gets the data's labels. (:func:`aekit.evaluate.evaluate_run` reads a bare
-    model file instead and does neither.)
+    conditional model gets the data's labels.
 
     Parameters
     ----------
@@ -490,8 +489,6 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = "test", nll
         ``active_units``, ...; ``nll`` when K > 0) plus ``nll_samples``, ``data``, ``split``,
         ``limit`` and ``run_dir``; the same dict is in ``evaluation.json``.
     """
-    from .evaluate import EVALUATION_NAME
-
     run_dir = Path(run_dir)
     est = _load_for_use(run_dir)
     X, y, _ = _samples(est, data, split, limit)
