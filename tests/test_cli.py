@@ -17,6 +17,7 @@ from PIL import Image
 import aekit
 from aekit import cli
 from aekit.estimators import ESTIMATORS
+from helpers import expect_cli_error as _fail
 
 SMALL = ["--hidden-dims", "32", "--limit", "300", "--quiet"]
 CONFIG_KEYS = {"model", "estimator", "data", "train_split", "eval_split", "eval_data", "seed", "limit",
@@ -32,13 +33,6 @@ def _json(path):
     return json.loads(path.read_text())
 
 
-def _fail(capsys, argv) -> str:
-    """Run argv, expect a user error: exit status 2 and one line 'aekit: error: ...' on stderr."""
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("aekit: error: "), err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

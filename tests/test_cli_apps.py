@@ -20,17 +20,11 @@ import aekit
 from aekit import cli
 from aekit.apps import AutoencoderImputer, add_noise, psnr, reconstruction_error
 from aekit.run import compress_run, decompress_run, fit_run
+from helpers import expect_cli_error as _fail
 
 LIMIT = 300
 
 
-def _fail(capsys, argv) -> str:
-    """Run argv, expect a user error: exit status 2 and one line 'aekit: error: ...' on stderr."""
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("aekit: error: "), err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 def _ok(capsys, argv) -> str:

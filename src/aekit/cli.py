@@ -463,24 +463,24 @@ def _add_app_commands(sub) -> None:
 _NOISES = ("gaussian", "masking", "salt_and_pepper")
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 0")
-    return value
+def _int_at_least(minimum: int, words: str):
+    """An argparse type: an integer >= ``minimum`` (``words`` names it in the error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {words}")
+        return value
+
+    return parse
 
 
-def _at_least_two(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 2")
-    return value
+_count = _int_at_least(0, "an integer >= 0")
+_at_least_two = _int_at_least(2, "an integer >= 2")
+_positive_int = _int_at_least(1, "a positive integer")
 
 
 def _finite_float(text: str) -> float:
@@ -504,16 +504,6 @@ def _fraction(text: str) -> float:
     value = _finite_float(text)
     if not 0 < value <= 0.5:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a fraction in (0, 0.5]")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive integer")
     return value
 
 
