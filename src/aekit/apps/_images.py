@@ -36,6 +36,19 @@ def as_images(images, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
     return arr
 
 
+def mosaic(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
+    """(n, h, w[, 3]) in [0, 1] -> one (rows * (h + pad) + pad, ncols * (w + pad) + pad[, 3])
+    array with white gaps."""
+    n, h, w = images.shape[:3]
+    nrows = math.ceil(n / ncols)
+    canvas = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad) + images.shape[3:])
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        canvas[top : top + h, left : left + w] = img
+    return canvas
+
+
 def image_grid(images, path, *, ncols: int | None = None, image_shape=None, scale: int = 4,
                padding: int = 1, value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
     """Write a batch of images as one PNG grid and return its path.
@@ -63,15 +76,7 @@ def image_grid(images, path, *, ncols: int | None = None, image_shape=None, scal
     arr = as_images(images, image_shape)
     lo, hi = value_range
     arr = np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
-    n, h, w = arr.shape[:3]
-    ncols = int(ncols or math.ceil(math.sqrt(n)))
-    nrows = math.ceil(n / ncols)
-    shape = (nrows * (h + padding) + padding, ncols * (w + padding) + padding) + arr.shape[3:]
-    canvas = np.ones(shape)
-    for i, img in enumerate(arr):
-        r, c = divmod(i, ncols)
-        top, left = padding + r * (h + padding), padding + c * (w + padding)
-        canvas[top : top + h, left : left + w] = img
+    canvas = mosaic(arr, int(ncols or math.ceil(math.sqrt(len(arr)))), padding)
     pixels = np.round(canvas * 255).astype(np.uint8).repeat(scale, 0).repeat(scale, 1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..apps._images import as_images
+from ..apps._images import as_images, mosaic
 
 __all__ = [
     "codebook_usage",
@@ -70,17 +70,6 @@ def training_curves(history: list[dict[str, float]]) -> bytes:
     return _png(fig)
 
 
-def _mosaic(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
-    """(n, h, w[, 3]) in [0, 1] -> one (rows * (h + pad), ncols * (w + pad)[, 3]) array, white gaps."""
-    n, h, w = images.shape[:3]
-    nrows = math.ceil(n / ncols)
-    canvas = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad) + images.shape[3:])
-    for i, img in enumerate(images):
-        r, c = divmod(i, ncols)
-        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = img
-    return canvas
-
-
 def image_rows(rows: list[np.ndarray], row_labels: list[str], image_shape, *, tile: float = 0.55) -> bytes:
     """Rows of images (each (k, ...) in the data's layout), one label per row on the left; for
     originals over reconstructions, sample grids and interpolations."""
@@ -89,11 +78,11 @@ def image_rows(rows: list[np.ndarray], row_labels: list[str], image_shape, *, ti
     tiles = [np.clip(as_images(np.asarray(r).reshape(len(r), *image_shape)), 0, 1) for r in rows]
     blank = np.ones((ncols, *tiles[0].shape[1:]))
     grid = np.concatenate([np.concatenate([t, blank[: ncols - len(t)]]) for t in tiles])
-    mosaic = _mosaic(grid, ncols)
+    tiled = mosaic(grid, ncols)
     label_w = 0.12 * max(len(s) for s in row_labels) if any(row_labels) else 0
     fig = Figure(figsize=(ncols * tile * w / max(h, w) + label_w + 0.2, len(rows) * tile + 0.2))
     ax = fig.add_axes((label_w / fig.get_figwidth(), 0.01, 1 - label_w / fig.get_figwidth() - 0.01, 0.98))
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="equal")
+    ax.imshow(tiled, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="equal")
     ax.set_xticks([])
     ax.set_yticks([1 + (h + 1) * i + h / 2 - 0.5 for i in range(len(rows))], row_labels, fontsize=9)
     ax.tick_params(length=0)
