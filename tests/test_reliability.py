@@ -277,3 +277,31 @@ def test_kill_9_during_training_then_resume_matches_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_training_reads_a_memory_mapped_array_in_batches(tmp_path):
+    """aekit.train.train on a 256 MB memory-mapped array with a validation split, the heap capped
+    at +128 MB: the data are read batch by batch, never loaded whole."""
+    big = tmp_path / "train.npy"
+    mm = np.lib.format.open_memmap(big, mode="w+", dtype=np.float32, shape=(1_000_000, 64))
+    rng = np.random.default_rng(0)
+    for start in range(0, len(mm), 100_000):
+        mm[start : start + 100_000] = rng.random((100_000, 64), dtype=np.float32)
+    mm.flush()
+    del mm
+    script = textwrap.dedent(f"""
+        import resource, numpy as np, torch
+        from aekit import build_model
+        from aekit.train import train
+        torch.set_num_threads(1)
+        X = np.load({str(big)!r}, mmap_mode="r")
+        data_kb = int(next(l for l in open("/proc/self/status") if l.startswith("VmData")).split()[1])
+        resource.setrlimit(resource.RLIMIT_DATA, ((data_kb + 128 * 1024) * 1024, resource.RLIM_INFINITY))
+        for name in ("ae", "vqvae"):
+            model = build_model(name, input_shape=(64,), latent_dim=4, hidden_dims=(16,), **({{"embedding_dim": 2}} if name == "vqvae" else {{}}))
+            hist = train(model, X, epochs=1, batch_size=4096, validation_fraction=0.001, progress=False, device="cpu")
+            assert np.isfinite(hist[0]["loss"]) and "val_loss" in hist[0]
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-2000:]

@@ -59,8 +59,11 @@ def _take_y(y, idx, device):
     return y[idx.to(y.device)].to(device)
 
 
-def _batch_order(n: int, batch_size: int, generator: torch.Generator, memmapped: bool) -> list[torch.Tensor]:
+def _batch_order(n: int, batch_size: int, generator: torch.Generator, memmapped: bool, rows=None) -> list[torch.Tensor]:
+    """Shuffled batches of row indices (of ``rows`` when given, else of 0..n-1)."""
     perm = torch.randperm(n, generator=generator)
+    if rows is not None:
+        perm = rows[perm]
     batches = list(perm.split(batch_size))
     if memmapped:  # read sorted rows from disk (the batch's content is the same set)
         batches = [b.sort().values for b in batches]
@@ -181,15 +184,19 @@ def train(
     src, ysrc = _as_tensor(X), (None if y is None else torch.as_tensor(np.asarray(y)))
     if early_stopping and X_val is None and not validation_fraction:
         validation_fraction = 0.1
+    memmapped = isinstance(src, np.ndarray)
+    rows = None  # training rows of src when they are not all of it (a memory-mapped src stays whole on disk)
     if X_val is None and validation_fraction:
         tr_idx, va_idx = _split_validation(len(src), validation_fraction, seed)
         X_val, y_val = _take(src, va_idx, torch.device("cpu")), _take_y(ysrc, va_idx, torch.device("cpu"))
-        src, ysrc = _take(src, tr_idx, torch.device("cpu")), _take_y(ysrc, tr_idx, torch.device("cpu"))
-    memmapped = isinstance(src, np.ndarray)
+        if memmapped:
+            rows = tr_idx
+        else:
+            src, ysrc = _take(src, tr_idx, torch.device("cpu")), _take_y(ysrc, tr_idx, torch.device("cpu"))
     if not memmapped and dev.type == "cuda":
         src = src.to(dev)  # whole data set on the GPU: batches are then pure index slices
         ysrc = ysrc.to(dev) if ysrc is not None else None
-    n = len(src)
+    n = len(src) if rows is None else len(rows)
     if n < 1:
         raise ValueError("no training samples")
 
@@ -222,7 +229,7 @@ def train(
             for attempt in range(6):
                 try:
                     record = _run_epoch(
-                        model, net, replicas, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffle_gen,
+                        model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_batches, batch_size, shuffle_gen,
                         noise_gen, dev, memmapped, grad_clip, batch_transform,
                     )
                     break
@@ -267,16 +274,16 @@ def train(
         model.load_state_dict(best_state)
     replicas.sync_from_main(model)
     model.eval()
-    model.on_train_end(src if not memmapped else _as_tensor(np.asarray(src)), ysrc)
+    model.on_train_end(src, ysrc)  # a memory-mapped src is passed as it is, to be read in batches
     return history
 
 
-def _run_epoch(model, net, replicas, optimizer, src, ysrc, epoch, n_batches, batch_size, shuffle_gen, noise_gen, dev, memmapped, grad_clip, batch_transform):
+def _run_epoch(model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_batches, batch_size, shuffle_gen, noise_gen, dev, memmapped, grad_clip, batch_transform):
     model.train()
     sums: dict[str, float] = {}
     seen = 0
     params = [p for p in model.parameters() if p.requires_grad]
-    for step, batch in enumerate(_batch_order(len(src), batch_size, shuffle_gen, memmapped)):
+    for step, batch in enumerate(_batch_order(n, batch_size, shuffle_gen, memmapped, rows)):
         model.on_train_progress(epoch + step / n_batches)
         idx, b, weight = replicas.shard(batch)  # this rank's slice of the global batch
         xb, yb = _take(src, idx, dev), _take_y(ysrc, idx, dev)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -145,7 +146,10 @@ class VQVAE(Autoencoder):
         c = self.config
         counts = torch.ones(c.n_positions, c.codebook_size, device=self.codebook.device)
         for start in range(0, X.shape[0], batch_size):
-            idx = self.encode_indices(X[start : start + batch_size].to(self.codebook.device))  # (b, M)
+            xb = X[start : start + batch_size]
+            if isinstance(xb, np.ndarray):  # rows of a memory-mapped array
+                xb = torch.as_tensor(np.asarray(xb, dtype=np.float32))
+            idx = self.encode_indices(xb.to(self.codebook.device))  # (b, M)
             counts.scatter_add_(1, idx.T, torch.ones_like(idx.T, dtype=counts.dtype))
         self.prior_logits.copy_(torch.log(counts / counts.sum(1, keepdim=True)))
 
