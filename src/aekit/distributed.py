@@ -170,8 +170,13 @@ def _local_device(device: torch.device) -> torch.device:
 
 
 def _destroy() -> None:
+    """At exit: wait for every rank (rank 0 may still be writing files), then tear the group down
+    while the interpreter is intact; a rank leaving while its peers still talk to it can abort."""
     if dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def is_main_process() -> bool:
