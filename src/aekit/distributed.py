@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -170,13 +171,18 @@ def _local_device(device: torch.device) -> torch.device:
 
 
 def _destroy() -> None:
-    """At exit: wait for every rank (rank 0 may still be writing files), then tear the group down
-    while the interpreter is intact; a rank leaving while its peers still talk to it can abort."""
-    if dist.is_initialized():
-        try:
-            dist.barrier()
-        finally:
-            dist.destroy_process_group()
+    """At exit: wait (at most a minute) for every rank, since rank 0 may still be writing files and
+    a gloo rank leaving while its peers still talk to it can abort; then tear the group down while
+    the interpreter is intact. A rank that failed elsewhere times the wait out instead of hanging."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+    except RuntimeError:
+        pass  # a peer failed or already left: nothing to wait for
+    finally:
+        dist.destroy_process_group()
 
 
 def is_main_process() -> bool:
