@@ -526,7 +526,24 @@ class ContractiveAutoEncoder(BaseAutoencoderEstimator):
     _params = {"loss": "mse", "contractive_weight": 1e-2}
 
 
-class VAE(BaseAutoencoderEstimator):
+class _Generative:
+    """``sample`` for the estimators whose model can generate (VAEs, VQ-VAE)."""
+
+    def sample(self, n_samples: int = 1, random_state=None, y=None):
+        """Draw ``n_samples`` from the model (decoder means of prior draws), in X's layout."""
+        check_is_fitted(self)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        device = next(self.model_.parameters()).device
+        gen = torch.Generator(device=device)
+        gen.manual_seed(_seed(random_state))
+        return self._from_model(self.model_.sample(int(n_samples), self._sample_labels(n_samples, y), generator=gen))
+
+    def _sample_labels(self, n, y):
+        return None
+
+
+class VAE(_Generative, BaseAutoencoderEstimator):
     """Variational autoencoder (loss = -ELBO in nats per sample).
 
     Parameters are AutoEncoder's (without ``loss``) plus:
@@ -564,19 +581,6 @@ class VAE(BaseAutoencoderEstimator):
             self.mean_ = self.scale_ = None  # Bernoulli models the raw [0, 1] values
         cfg["likelihood"] = lik
         return cfg
-
-    def sample(self, n_samples: int = 1, random_state=None, y=None):
-        """Draw ``n_samples`` from the model (decoder means of prior draws), in X's layout."""
-        check_is_fitted(self)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        device = next(self.model_.parameters()).device
-        gen = torch.Generator(device=device)
-        gen.manual_seed(_seed(random_state))
-        return self._from_model(self.model_.sample(int(n_samples), self._sample_labels(n_samples, y), generator=gen))
-
-    def _sample_labels(self, n, y):
-        return None
 
 
 class ConditionalVAE(VAE):
@@ -681,7 +685,7 @@ class HierarchicalVAE(VAE):
     _params = {**_VAE_PARAMS, "lower_latent_dims": (32,), "free_bits": 0.25}
 
 
-class VQVAE(VAE):
+class VQVAE(_Generative, BaseAutoencoderEstimator):
     """Vector-quantised VAE: ``latent_dim / embedding_dim`` code vectors per sample, each one of
     ``codebook_size`` learned entries (EMA updates by default). ``sample`` draws code indices from
     a per-position categorical prior fitted after training.
@@ -698,6 +702,3 @@ class VQVAE(VAE):
 
     _model = "vqvae"
     _params = {"loss": "mse", "codebook_size": 128, "embedding_dim": 4, "commitment_weight": 0.25, "ema": True}
-
-    def _model_config(self, X):
-        return BaseAutoencoderEstimator._model_config(self, X)
