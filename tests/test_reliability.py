@@ -203,10 +203,10 @@ def test_no_pickle_based_loading_in_the_package():
 
 
 def test_transform_streams_a_memory_mapped_array(tmp_path, fitted):
-    """Encode a 256 MB memory-mapped array with the process's heap capped at +96 MB."""
+    """Encode a 512 MB memory-mapped array with the process's heap capped at +192 MB."""
     model = fitted.save(tmp_path / "ae.safetensors")
     big = tmp_path / "big.npy"
-    mm = np.lib.format.open_memmap(big, mode="w+", dtype=np.float32, shape=(1_000_000, 64))
+    mm = np.lib.format.open_memmap(big, mode="w+", dtype=np.float32, shape=(2_000_000, 64))
     mm[:] = 0.25
     mm.flush()
     del mm
@@ -215,10 +215,10 @@ def test_transform_streams_a_memory_mapped_array(tmp_path, fitted):
         est = aekit.load({str(model)!r})
         X = np.load({str(big)!r}, mmap_mode="r")
         data_kb = int(next(l for l in open("/proc/self/status") if l.startswith("VmData")).split()[1])
-        resource.setrlimit(resource.RLIMIT_DATA, ((data_kb + 96 * 1024) * 1024, resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_DATA, ((data_kb + 192 * 1024) * 1024, resource.RLIM_INFINITY))
         Z = est.transform(X)
         s = est.score_samples(X[:200_000])
-        assert Z.shape == (1_000_000, 2) and np.isfinite(Z).all() and s.shape == (200_000,)
+        assert Z.shape == (2_000_000, 2) and np.isfinite(Z).all() and s.shape == (200_000,)
         print("ok")
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -281,7 +281,7 @@ def test_kill_9_during_training_then_resume_matches_uninterrupted_run(tmp_path):
 
 def test_training_reads_a_memory_mapped_array_in_batches(tmp_path):
     """aekit.train.train on a 256 MB memory-mapped array with a validation split, the heap capped
-    at +128 MB: the data are read batch by batch, never loaded whole."""
+    at +160 MB: the data are read batch by batch, never loaded whole."""
     big = tmp_path / "train.npy"
     mm = np.lib.format.open_memmap(big, mode="w+", dtype=np.float32, shape=(1_000_000, 64))
     rng = np.random.default_rng(0)
@@ -296,7 +296,7 @@ def test_training_reads_a_memory_mapped_array_in_batches(tmp_path):
         torch.set_num_threads(1)
         X = np.load({str(big)!r}, mmap_mode="r")
         data_kb = int(next(l for l in open("/proc/self/status") if l.startswith("VmData")).split()[1])
-        resource.setrlimit(resource.RLIMIT_DATA, ((data_kb + 128 * 1024) * 1024, resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_DATA, ((data_kb + 160 * 1024) * 1024, resource.RLIM_INFINITY))
         for name in ("ae", "vqvae"):
             model = build_model(name, input_shape=(64,), latent_dim=4, hidden_dims=(16,), **({{"embedding_dim": 2}} if name == "vqvae" else {{}}))
             hist = train(model, X, epochs=1, batch_size=4096, validation_fraction=0.001, progress=False, device="cpu")
