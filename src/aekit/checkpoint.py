@@ -59,23 +59,32 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", *, en
     """Rebuild a model from a file written by ``save_model`` (no code is executed). A model built
     with your own encoder/decoder modules needs fresh instances of them passed here again."""
     tensors, meta = read_safetensors(path)
+    return model_from_file(tensors, meta, path, encoder=encoder, decoder=decoder).to(map_location)
+
+
+def model_from_file(tensors: dict[str, torch.Tensor], meta: dict[str, str], path, *, encoder=None, decoder=None):
+    """The model (in eval mode, on CPU) that a safetensors file's tensors and ``aekit`` metadata
+    describe: checks the version, rebuilds the family from its JSON config, loads the weights."""
     try:
         info = json.loads(meta["aekit"])
         name, config = info["model"], info["config"]
     except (KeyError, json.JSONDecodeError, TypeError):
         raise ValueError(f"{path} has no aekit model metadata; was it written by aekit?") from None
-    _check_version(info.get("aekit_version"), path)
-    cls = get_model_class(name)
+    check_version(info.get("aekit_version"), path)
     modules = {k: v for k, v in (("encoder", encoder), ("decoder", decoder)) if v is not None}
-    model = cls(cls.Config.from_dict(config), **modules)
     try:
+        cls = get_model_class(name)
+        model = cls(cls.Config.from_dict(config), **modules)
         model.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit a {name!r} model with this config ({str(e).splitlines()[0]})") from None
-    return model.to(map_location).eval()
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ValueError(
+            f"{path}: the saved model does not match its config ({str(e).splitlines()[0]}); "
+            "the file is corrupted or was edited"
+        ) from None
+    return model.eval()
 
 
-def _check_version(version: str | None, path) -> None:
+def check_version(version: str | None, path) -> None:
     def major_minor(v: str) -> tuple[int, ...]:
         return tuple(int(p) for p in v.split(".")[:2])
 

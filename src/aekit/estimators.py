@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import __version__, losses
 from ._registry import get_model_class
 from ._utils import atomic_write_bytes, resolve_device, seeded
-from .checkpoint import model_metadata, read_safetensors
+from .checkpoint import check_version, model_from_file, model_metadata, read_safetensors
 from .models.base import SharedNoise
 from .train import train
 
@@ -384,27 +384,16 @@ def load(path):
     try:
         info = json.loads(meta["estimator"])
         cls = ESTIMATORS[info["class"]]
-        model_info = json.loads(meta["aekit"])
     except (KeyError, json.JSONDecodeError, TypeError):
         raise ValueError(f"{path} is not an aekit estimator file (no estimator metadata)") from None
-    from .checkpoint import _check_version
-
-    _check_version(info.get("aekit_version"), path)
+    check_version(info.get("aekit_version"), path)
     params = info["params"]
     for k in ("hidden_dims", "lower_latent_dims", "layer_weights"):
         if isinstance(params.get(k), list):
             params[k] = tuple(params[k])
     est = cls(**params)
     est._set_fitted_state(info["fitted"])
-    try:
-        mcls = get_model_class(model_info["model"])
-        est.model_ = mcls(mcls.Config.from_dict(model_info["config"]))
-        est.model_.load_state_dict(tensors)
-    except (ValueError, TypeError, RuntimeError) as e:
-        raise ValueError(
-            f"{path}: the saved model does not match its config ({str(e).splitlines()[0]}); "
-            "the file is corrupted or was edited"
-        ) from None
+    est.model_ = model_from_file(tensors, meta, path)
     est.model_.to(resolve_device(est.device) if est.device != "auto" else "cpu").eval()
     return est
 
