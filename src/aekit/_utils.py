@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 
 
@@ -64,3 +65,32 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# -- in-memory (or memory-mapped) data, gathered a batch at a time --------------------------------
+
+
+def as_source(X) -> torch.Tensor | np.ndarray:
+    """Keep memory-mapped arrays on disk (batches are read as needed); everything else -> float32 tensor."""
+    if isinstance(X, np.memmap):
+        return X
+    if isinstance(X, torch.Tensor):
+        return X.float()
+    return torch.as_tensor(np.asarray(X, dtype=np.float32))
+
+
+def take_rows(src, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Gather rows ``idx`` of a tensor or memory-mapped array onto ``device``."""
+    if isinstance(src, np.ndarray):
+        rows = np.asarray(src[np.sort(idx.cpu().numpy())], dtype=np.float32)
+        return torch.from_numpy(rows).to(device, non_blocking=True)
+    return src[idx.to(src.device)].to(device, non_blocking=True)
+
+
+def take_labels(y, idx, device):
+    """Labels ``y`` (tensor or array, or None) at rows ``idx``, on ``device``."""
+    if y is None:
+        return None
+    if isinstance(y, np.ndarray):
+        return torch.as_tensor(y[np.sort(idx.cpu().numpy())]).to(device)
+    return y[idx.to(y.device)].to(device)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import losses
-from .train import _as_tensor, _take, _take_y
+from ._utils import as_source, take_labels, take_rows
 
 __all__ = ["evaluate", "importance_weighted_nll", "ACTIVE_UNIT_THRESHOLD"]
 
@@ -97,7 +97,7 @@ def evaluate(
     _check_count("nll_samples", nll_samples, minimum=0)
     _check_count("batch_size", batch_size, minimum=1)
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    src = _as_tensor(X)
+    src = as_source(X)
     ysrc = None if y is None else torch.as_tensor(np.asarray(y))
     n = len(src)
     if n < 1:
@@ -124,7 +124,7 @@ def _single_pass(model, src, ysrc, n, batch_size, seed, device) -> dict[str, Any
     mu_sum = mu_sq_sum = kl_sum = None  # (K,) float64, for VAE-like models
     code_counts = None  # (codebook_size,), for VQ-VAE
     for idx in torch.arange(n).split(batch_size):
-        xb, yb = _take(src, idx, device), _take_y(ysrc, idx, device)  # (b, *input_shape)
+        xb, yb = take_rows(src, idx, device), take_labels(ysrc, idx, device)  # (b, *input_shape)
         x_hat = model.reconstruct(xb, yb)  # (b, *input_shape)
         n_features = xb[0].numel()
         sq_err += float(losses.mse(x_hat, xb).sum())
@@ -195,7 +195,7 @@ def _mean_iw_bound(model, src, ysrc, k: int, batch_size: int, seed: int, device)
     n = len(src)
     per_pass = max(1, batch_size // k)  # data points per forward pass
     for idx in torch.arange(n).split(per_pass):
-        xb, yb = _take(src, idx, device), _take_y(ysrc, idx, device)
+        xb, yb = take_rows(src, idx, device), take_labels(ysrc, idx, device)
         total += float(importance_weighted_nll(model, xb, yb, k, batch_size=batch_size, generator=gen).sum())
     return -total / n
 

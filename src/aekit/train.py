@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ._utils import resolve_device
+from ._utils import as_source, resolve_device, take_labels, take_rows
 from .checkpoint import load_train_state, save_train_state
 from .distributed import replicas_from_environment
 
@@ -32,31 +32,6 @@ class NonFiniteLossError(RuntimeError):
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training with a checkpoint folder: says where the resumable state is."""
-
-
-def _as_tensor(X) -> torch.Tensor | np.ndarray:
-    """Keep memory-mapped arrays on disk (batches are read as needed); everything else -> float32 tensor."""
-    if isinstance(X, np.memmap):
-        return X
-    if isinstance(X, torch.Tensor):
-        return X.float()
-    return torch.as_tensor(np.asarray(X, dtype=np.float32))
-
-
-def _take(src, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Gather rows ``idx`` of a tensor or memory-mapped array onto ``device``."""
-    if isinstance(src, np.ndarray):
-        rows = np.asarray(src[np.sort(idx.cpu().numpy())], dtype=np.float32)
-        return torch.from_numpy(rows).to(device, non_blocking=True)
-    return src[idx.to(src.device)].to(device, non_blocking=True)
-
-
-def _take_y(y, idx, device):
-    if y is None:
-        return None
-    if isinstance(y, np.ndarray):
-        return torch.as_tensor(y[np.sort(idx.cpu().numpy())]).to(device)
-    return y[idx.to(y.device)].to(device)
 
 
 def _batch_order(n: int, batch_size: int, generator: torch.Generator, memmapped: bool, rows=None) -> list[torch.Tensor]:
@@ -95,14 +70,14 @@ def _all_finite(params) -> bool:
 def evaluate_loss(model, X, y=None, *, batch_size: int = 1024, seed: int = 0, device=None) -> dict[str, float]:
     """Mean loss and parts of ``model`` on X in eval mode (sample-weighted over batches)."""
     device = device or next(model.parameters()).device
-    src = _as_tensor(X)
+    src = as_source(X)
     gen = torch.Generator(device=device).manual_seed(seed)
     was = model.training
     model.eval()
     totals: dict[str, float] = {}
     n = len(src)
     for idx in torch.arange(n).split(batch_size):
-        out = model(_take(src, idx, device), _take_y(y, idx, device), generator=gen)
+        out = model(take_rows(src, idx, device), take_labels(y, idx, device), generator=gen)
         for k, v in {"loss": float(out.loss), **_part_means(out)}.items():
             totals[k] = totals.get(k, 0.0) + v * len(idx)
     model.train(was)
@@ -181,18 +156,18 @@ def train(
     replicas = replicas_from_environment(resolve_device(device))
     dev = replicas.device
     model.to(dev)
-    src, ysrc = _as_tensor(X), (None if y is None else torch.as_tensor(np.asarray(y)))
+    src, ysrc = as_source(X), (None if y is None else torch.as_tensor(np.asarray(y)))
     if early_stopping and X_val is None and not validation_fraction:
         validation_fraction = 0.1
     memmapped = isinstance(src, np.ndarray)
     rows = None  # training rows of src when they are not all of it (a memory-mapped src stays whole on disk)
     if X_val is None and validation_fraction:
         tr_idx, va_idx = _split_validation(len(src), validation_fraction, seed)
-        X_val, y_val = _take(src, va_idx, torch.device("cpu")), _take_y(ysrc, va_idx, torch.device("cpu"))
+        X_val, y_val = take_rows(src, va_idx, torch.device("cpu")), take_labels(ysrc, va_idx, torch.device("cpu"))
         if memmapped:
             rows = tr_idx
         else:
-            src, ysrc = _take(src, tr_idx, torch.device("cpu")), _take_y(ysrc, tr_idx, torch.device("cpu"))
+            src, ysrc = take_rows(src, tr_idx, torch.device("cpu")), take_labels(ysrc, tr_idx, torch.device("cpu"))
     if not memmapped and dev.type == "cuda":
         src = src.to(dev)  # whole data set on the GPU: batches are then pure index slices
         ysrc = ysrc.to(dev) if ysrc is not None else None
@@ -286,7 +261,7 @@ def _run_epoch(model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_bat
     for step, batch in enumerate(_batch_order(n, batch_size, shuffle_gen, memmapped, rows)):
         model.on_train_progress(epoch + step / n_batches)
         idx, b, weight = replicas.shard(batch)  # this rank's slice of the global batch
-        xb, yb = _take(src, idx, dev), _take_y(ysrc, idx, dev)
+        xb, yb = take_rows(src, idx, dev), take_labels(ysrc, idx, dev)
         if batch_transform is not None:
             xb = batch_transform(xb, noise_gen)
         out = net(xb, yb, generator=noise_gen)
