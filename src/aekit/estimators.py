@@ -19,7 +19,7 @@ from safetensors.torch import save as st_save
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import __version__, losses
+from . import __version__
 from ._registry import get_model_class
 from ._utils import atomic_write_bytes, resolve_device, seeded
 from .checkpoint import check_version, model_from_file, model_metadata, read_safetensors
@@ -125,6 +125,12 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             cls.__init__ = _make_init({**COMMON_PARAMS, **cls._params})
             ESTIMATORS[cls.__name__] = cls
             FAMILIES[cls._model] = cls
+
+    @classmethod
+    def capabilities(cls) -> dict[str, bool]:
+        """What the model family can do (``variational``, ``generative``, ``conditional``,
+        ``quantised``, ``hierarchical``), as its model class declares it."""
+        return get_model_class(cls._model).capabilities()
 
     # -- input handling ------------------------------------------------------------
     def _validate_X(self, X, reset: bool) -> np.ndarray:
@@ -291,8 +297,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         scores = []
         for i, xb in self._enumerate(X):
             noise = SharedNoise(self.seed_, xb.device)  # same draws for every row: order-invariant
-            out = self.model_(xb, _slice(labels, i, len(xb), xb.device), generator=noise)
-            scores.append(-(out.parts["recon"] + out.parts.get("kl", 0.0)))
+            scores.append(self.model_.score_samples(xb, _slice(labels, i, len(xb), xb.device), generator=noise))
         return torch.cat(scores).cpu().numpy().astype(np.float64)
 
     def score(self, X, y=None):
@@ -627,18 +632,21 @@ class ConditionalVAE(VAE):
             raise ValueError("ConditionalVAE.sample needs y: the class to generate (one label or n of them)")
         return self._label_codes(y, n)
 
+    _infer_samples = 4  # posterior samples averaged per class when inferring labels
+
     @torch.no_grad()
     def _infer(self, X):
-        """Each sample's most likely class: argmax over classes of the ELBO (posterior means)."""
+        """Each sample's most likely class: argmax over classes of its ELBO under that class,
+        averaged over a few posterior samples. The noise is shared by every row and every class
+        (common random numbers), so a row's label depends on nothing but the row."""
         best = []
         k = self.model_.config.n_classes
         for _, xb in self._enumerate(X):
             elbos = []
             for c in range(k):
                 yc = torch.full((len(xb),), c, dtype=torch.long, device=xb.device)
-                mu, logvar = self.model_.posterior(xb, yc)
-                nll, _ = self.model_._reconstruction(self.model_.decoder_output(mu, yc), xb)
-                elbos.append(-(nll + losses.kl_normal(mu, logvar)))
+                noise = SharedNoise(self.seed_, xb.device)
+                elbos.append(sum(self.model_.elbo(xb, yc, generator=noise) for _ in range(self._infer_samples)))
             best.append(torch.stack(elbos, 1).argmax(1).cpu())
         return torch.cat(best)
 

@@ -3,8 +3,8 @@ posterior collapse and codebook use.
 
 :func:`evaluate` works on any registered model and reports what applies to it: reconstruction
 metrics for every model; ELBO, per-dimension KL, active units and (on request) the
-importance-weighted NLL of Burda et al. 2016 for models with ``log_weight`` (vae, cvae, hvae);
-codebook usage and perplexity for models with ``encode_indices`` (vqvae). For a run folder
+importance-weighted NLL of Burda et al. 2016 for variational models (vae, cvae, hvae);
+codebook usage and perplexity for quantised models (vqvae). For a run folder
 (an estimator and its data conversion), see :func:`aekit.run.evaluate_run`.
 """
 
@@ -60,7 +60,7 @@ def evaluate(
       pixels, the ELBO's units), only when X lies in [0, 1].
     - ``psnr``: 10 log10(peak^2 / recon_mse) in dB, peak 1.0 for data in [0, 1], else the data range.
 
-    for VAE-like models (those with ``log_weight``: vae, cvae, hvae):
+    for variational models (``model.variational``: vae, cvae, hvae):
 
     - ``elbo``: mean ELBO per sample in nats (higher is better): -(recon + KL) from one posterior
       sample per data point with the analytic KL, whatever beta, warm-up or free bits training used.
@@ -75,7 +75,7 @@ def evaluate(
       -log (1/K sum_k exp(log w_k)) in nats per sample (see :func:`importance_weighted_nll`).
       It is an upper bound on the true NLL in expectation and tightens as K grows.
 
-    for models with ``encode_indices`` (vqvae), over the whole set:
+    for quantised models (``model.quantised``: vqvae), over the whole set:
 
     - ``codebook_usage``: fraction of codebook entries used at least once.
     - ``perplexity``: exp of the entropy of the code-use frequencies (K when all K entries are
@@ -116,8 +116,7 @@ def evaluate(
 
 def _single_pass(model, src, ysrc, n, batch_size, seed, device) -> dict[str, Any]:
     """Every metric but the NLL, in one pass over the data."""
-    variational = hasattr(model, "log_weight")
-    quantised = hasattr(model, "encode_indices")
+    variational, quantised = model.variational, model.quantised
     gen = torch.Generator(device=device).manual_seed(seed)
     sq_err = bce = elbo = 0.0
     lo, hi, n_features = math.inf, -math.inf, 0
@@ -131,8 +130,7 @@ def _single_pass(model, src, ysrc, n, batch_size, seed, device) -> dict[str, Any
         bce += float(losses.bce(x_hat, xb).sum())
         lo, hi = min(lo, float(xb.min())), max(hi, float(xb.max()))
         if variational:
-            out = model(xb, yb, generator=gen)
-            elbo -= float((out.parts["recon"] + out.parts["kl"]).sum())
+            elbo += float(model.elbo(xb, yb, generator=gen).sum())
             mu, logvar = model.posterior(xb, yb)  # (b, K) each; top layer for hvae
             mu64 = mu.double()
             kl = losses.kl_normal(mu, logvar, per_dim=True).double().sum(dim=0)  # (K,)

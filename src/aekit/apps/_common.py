@@ -11,7 +11,6 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .._registry import get_model_class
 from ..estimators import FAMILIES
 
 __all__ = [
@@ -83,9 +82,9 @@ def fitted(model, X, params: dict[str, Any] | None = None, random_state=None):
 
 
 def is_variational(estimator) -> bool:
-    """Whether the estimator's model family has an ELBO (its model class defines ``log_weight``)."""
-    name = getattr(type(estimator), "_model", None)
-    return name is not None and hasattr(get_model_class(name), "log_weight")
+    """Whether the estimator's model family has an ELBO (declares ``variational``)."""
+    caps = getattr(estimator, "capabilities", None)
+    return bool(caps is not None and caps().get("variational"))
 
 
 def flat(X) -> np.ndarray:

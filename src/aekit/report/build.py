@@ -58,13 +58,13 @@ def build_report(run_dir: str | Path) -> Path:
     else:
         rng = np.random.default_rng(config["seed"])
         sections += [_reconstructions(est, data), _latent(est, data, rng)]
-        if hasattr(est, "sample"):
+        if est.capabilities()["generative"]:
             sections.append(_samples(est, data, config["seed"]))
         sections.append(_interpolations(est, data, rng))
         if "codebook_usage" in metrics:
             sections.append(_codebook(est, data, metrics))
     if "kl_per_dim" in metrics:
-        sections.append(_kl(metrics, config["model"], collapse))
+        sections.append(_kl(metrics, est.capabilities()["hierarchical"], collapse))
 
     html = render(
         title=f"{config['estimator']} on {_data_name(config)}",
@@ -290,10 +290,10 @@ def _interpolations(est, data: RunData, rng) -> Section:
                    figure=Figure("interpolations", figures.image_rows(rows, labels, data.image_shape), "interpolations"))
 
 
-def _kl(m: dict[str, Any], model: str, collapse: list[str]) -> Section:
+def _kl(m: dict[str, Any], hierarchical: bool, collapse: list[str]) -> Section:
     kl = m["kl_per_dim"]
     inactive = m.get("inactive_dims") or []
-    where = " of the top layer (the lower layers' KL is in the ELBO)" if model == "hvae" else ""
+    where = " of the top layer (the lower layers' KL is in the ELBO)" if hierarchical else ""
     text = (f"Mean KL(q(z|x) || p(z)) of each latent dimension{where} on the evaluation data, in nats. "
             f"Dimensions under {KL_ACTIVE_THRESHOLD} nats (red) carry no information about the input. "
             f"{m['active_units']} of {m['latent_dim']} dimensions are active by the variance of their posterior means.")
