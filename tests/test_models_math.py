@@ -419,7 +419,7 @@ def test_vqvae_prior_is_fitted_after_training(model_factory, digits_train):
     assert ((freq - p).abs() < 5 * (p * (1 - p) / n).sqrt() + 1e-3).all()
 
 
-# ---------------------------------------------------------------------------- linear AE = PCA
+# ---------------------------------------------------------------------------- linear AE = PCA, PCA base
 
 # Measured: after 1000 full-batch Adam steps the largest principal angle is ~1e-4 degrees
 # (2.2 degrees after 300 steps), and the training loss equals PCA's reconstruction error.
@@ -431,7 +431,7 @@ def test_linear_autoencoder_spans_the_pca_subspace(model_factory, digits_train):
     X = digits_train[0].reshape(len(digits_train[0]), 64).numpy()
     Xc = X - X.mean(0)
     k = 5
-    model = model_factory("ae", hidden_dims=(), activation=None, latent_dim=k, input_shape=(64,))
+    model = model_factory("ae", hidden_dims=(), activation=None, latent_dim=k, input_shape=(64,), linear_part="none")
     hist = train.train(model, Xc, epochs=1000, batch_size=len(Xc), lr=1e-2, device="cpu", progress=False)
     pca = PCA(k).fit(Xc)
     W = model.decoder.out.weight.detach().double().numpy()  # (64, k)
@@ -442,3 +442,81 @@ def test_linear_autoencoder_spans_the_pca_subspace(model_factory, digits_train):
     # and not merely some k-dimensional subspace: the 6th component lies outside it
     sixth = PCA(k + 1).fit(Xc).components_[k:].T
     assert np.degrees(subspace_angles(W, sixth)).min() > 80
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_pca_base_starts_exactly_at_pca(arch, model_factory, digits_train):
+    """linear_part="pca": once training starts, code and reconstruction are PCA's (the networks
+    output zero), so the loss starts at PCA's error; the initialisation happens once."""
+    X = digits_train[0][:500]  # (500, 1, 8, 8)
+    k = 6
+    model = model_factory("ae", arch, latent_dim=k, linear_part="pca")
+    assert model.pca_path
+    model.on_train_start(X)
+    flat = X.reshape(len(X), 64).double().numpy()
+    pca = PCA(k).fit(flat)
+    with torch.no_grad():
+        z = model.encode(X).double().numpy()
+        x_hat = model.reconstruct(X).reshape(len(X), 64).double().numpy()
+    np.testing.assert_allclose(np.abs(z), np.abs(pca.transform(flat)), atol=1e-4)  # axes up to sign
+    np.testing.assert_allclose(x_hat, pca.inverse_transform(pca.transform(flat)), atol=1e-4)
+    pca_err = ((flat - pca.inverse_transform(pca.transform(flat))) ** 2).sum(1).mean()
+    assert float(model(X).loss.detach()) == pytest.approx(pca_err, rel=1e-4)
+    # a second start (continued training, a loaded model) keeps the weights it has
+    with torch.no_grad():
+        model.pca_axes.mul_(2.0)
+    mean = model.pca_mean.clone()
+    model.on_train_start(X + 1.0)
+    assert torch.equal(model.pca_mean, mean) and bool(model.data_initialised)
+    with torch.no_grad():
+        np.testing.assert_allclose(np.abs(model.encode(X).double().numpy()), 2 * np.abs(z), atol=1e-3)
+
+
+def test_pca_base_training_only_lowers_the_error(model_factory, digits_train):
+    """From PCA's start, the loss on the training data goes down, and the codes are no longer
+    PCA's alone: the networks add to them."""
+    X = digits_train[0]
+    k = 4
+    model = model_factory("ae", latent_dim=k, hidden_dims=(64,), linear_part="pca")
+    flat = X.reshape(len(X), 64).numpy()
+    pca = PCA(k).fit(flat)
+    pca_err = ((flat - pca.inverse_transform(pca.transform(flat))) ** 2).sum(1).mean()
+    hist = train.train(model, X, epochs=15, batch_size=64, lr=1e-3, device="cpu", progress=False)
+    end = train.evaluate_loss(model, X)["loss"]
+    assert end < 0.8 * pca_err, (end, pca_err)
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    # the plain network at the same budget is worse than the PCA base (why the base is the default)
+    plain = model_factory("ae", latent_dim=k, hidden_dims=(64,), linear_part="none")
+    train.train(plain, X, epochs=15, batch_size=64, lr=1e-3, device="cpu", progress=False)
+    assert train.evaluate_loss(plain, X)["loss"] > end
+
+
+def test_pca_base_choice_and_its_errors(model_factory):
+    assert model_factory("ae").pca_path  # auto: MSE, linear code, aekit's networks
+    assert not model_factory("ae", linear_part="none").pca_path
+    assert not model_factory("ae", loss="bce").pca_path  # auto steps aside for BCE ...
+    with pytest.raises(ValueError, match="loss='mse'"):  # ... an explicit request is an error
+        model_factory("ae", loss="bce", linear_part="pca")
+    with pytest.raises(ValueError, match="linear code"):
+        model_factory("ae", code_activation="tanh", linear_part="pca")
+    for name, kw in (("sparse", {}), ("contractive", {}), ("sparse", {"sparsity": "topk", "k": 2})):
+        assert not model_factory(name, **kw).pca_path, name
+        with pytest.raises(ValueError, match="linear_part"):
+            model_factory(name, linear_part="pca", **kw)
+    assert model_factory("denoising").pca_path
+    with pytest.raises(ValueError, match="linear_part must be"):
+        model_factory("ae", linear_part="PCA")
+
+
+def test_principal_axes_for_wide_inputs_match_pca():
+    """Above 4096 features the axes come from a Gram matrix of a row sample: still PCA's."""
+    from aekit.models.ae import principal_axes
+
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(5000, 3, generator=g))[0]  # (D, 3)
+    X = torch.randn(300, 3, generator=g) * torch.tensor([5.0, 3.0, 2.0]) @ basis.T + 0.01 * torch.randn(300, 5000, generator=g)
+    mean, axes = principal_axes(X, 4)
+    ref = PCA(3).fit(X.double().numpy())
+    assert np.degrees(subspace_angles(axes[:, :3].double().numpy(), ref.components_.T)).max() < 0.5
+    torch.testing.assert_close(mean, X.mean(0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(axes.T @ axes, torch.eye(4), rtol=0, atol=1e-4)

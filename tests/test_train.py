@@ -17,10 +17,11 @@ from aekit.train import NonFiniteLossError, evaluate_loss
 VARIATIONAL = ("vae", "cvae", "hvae")
 
 # 15 epochs, latent 8, hidden (64,), batch 64, lr 3e-3, X_val = digits test split. Measured:
-# last/first training loss, deterministic families 0.15 (ae) .. 0.23 (sparse); final validation
+# final validation loss / the untrained model's, deterministic families 0.065 (ae, which starts
+# at PCA: its first epoch is already at 1.5, so last/first is only 0.6) .. 0.13 (vqvae); final validation
 # -ELBO vae 25.6, cvae 22.2, hvae 26.5 nats against ~44.7 untrained (entropy floor 13.7);
 # posterior-mean variance > 0.01 on 8/8 latent dims for all three; hvae val KL per level 1.9, 1.8.
-DETERMINISTIC_LOSS_RATIO = 1 / 3
+DETERMINISTIC_LOSS_RATIO = 1 / 4
 ELBO_GAIN_NATS = 10.0
 MIN_ACTIVE_DIMS = 4
 ACTIVE_VARIANCE = 0.01
@@ -58,7 +59,8 @@ def test_every_family_learns_digits(name, model_factory, digits_train, digits_te
     assert not model.training  # handed back in eval mode
 
     if name not in VARIATIONAL:
-        assert hist[-1]["loss"] < DETERMINISTIC_LOSS_RATIO * hist[0]["loss"], (hist[0]["loss"], hist[-1]["loss"])
+        assert hist[-1]["val_loss"] < DETERMINISTIC_LOSS_RATIO * untrained["loss"], (untrained["loss"], hist[-1]["val_loss"])
+        assert hist[-1]["loss"] < hist[0]["loss"]
         assert hist[-1]["val_loss"] < hist[0]["val_loss"]
         return
     # the ELBO improves on held-out digits ...

@@ -409,7 +409,16 @@ def load(path):
 
 
 class AutoEncoder(BaseAutoencoderEstimator):
-    """Undercomplete / stacked autoencoder.
+    """Undercomplete / stacked autoencoder on a PCA base: never worse than PCA by default.
+
+    By default (``linear_part="auto"`` with the MSE loss) the code and the reconstruction are
+    PCA's plus what the networks add, z = W^T(x - m) + f(x) and x_hat = m + W z + g(z), where m
+    and W are the training data's mean and top ``latent_dim`` principal axes and the networks
+    f, g start at zero. Training starts exactly at PCA's reconstruction error and lowers it;
+    early stopping (on by default) keeps the weights with the lowest validation error, the
+    starting PCA ones included. What you get: ``transform`` gives a code at least as good as
+    PCA's projection for reconstruction (equal to it where the networks find nothing to add), and
+    a nonlinear one where they do. ``linear_part="none"`` gives the plain network.
 
     Parameters
     ----------
@@ -424,10 +433,17 @@ class AutoEncoder(BaseAutoencoderEstimator):
     architecture : {"mlp", "conv"}, default="mlp"
     loss : {"mse", "bce"}, default="mse"
         "bce" needs X in [0, 1].
+    linear_part : {"auto", "pca", "none"}, default="auto"
+        "pca": the PCA base described above (needs loss="mse"); "none": the networks alone;
+        "auto": "pca" with loss="mse", else "none".
     epochs, batch_size, lr, weight_decay : training settings (AdamW).
     validation_fraction : float, default=0.1
         Fraction of X held out to report a validation loss (0 for none).
-    early_stopping, patience : stop when the validation loss stalls; keep the best weights.
+    early_stopping : bool, default=True
+        Stop when the validation loss has not improved for ``patience`` epochs and keep the
+        weights with the lowest validation loss, the starting ones included (the other
+        estimators default to False).
+    patience : int, default=10
     grad_clip : float or None
     on_nonfinite : {"raise", "rollback"}, default="raise"
         What a NaN/infinite loss does: stop with NonFiniteLossError naming the part, or roll back
@@ -453,7 +469,7 @@ class AutoEncoder(BaseAutoencoderEstimator):
     """
 
     _model = "ae"
-    _params = {"loss": "mse"}
+    _params = {"loss": "mse", "linear_part": "auto", "early_stopping": True}
 
 
 class DenoisingAutoEncoder(BaseAutoencoderEstimator):
@@ -474,7 +490,7 @@ class DenoisingAutoEncoder(BaseAutoencoderEstimator):
     """
 
     _model = "denoising"
-    _params = {"loss": "mse", "noise": "gaussian", "noise_level": 0.2}
+    _params = {"loss": "mse", "linear_part": "auto", "noise": "gaussian", "noise_level": 0.2}
 
 
 class SparseAutoEncoder(BaseAutoencoderEstimator):

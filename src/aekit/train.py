@@ -2,7 +2,7 @@
 
 Batches are index slices of tensors in memory (no per-sample DataLoader). Randomness comes from
 two generators seeded by ``seed``: one shuffles, one drives the model's noise (reparameterisation,
-corruption). Model-specific needs go through the model's hooks (``on_train_progress``,
+corruption). Model-specific needs go through the model's hooks (``on_train_start``, ``on_train_progress``,
 ``on_train_end``), never through branches on model names.
 """
 
@@ -125,7 +125,8 @@ def train(
     X : array or tensor, (n, *model.config.input_shape); a ``np.memmap`` is read batch by batch.
     X_val, validation_fraction : a validation set, or the fraction of X held out as one.
     early_stopping : stop when the validation loss has not improved for ``patience`` epochs and
-        restore the best weights (a validation fraction of 0.1 is used if none was given).
+        restore the best weights, the starting ones included (a validation fraction of 0.1 is
+        used if none was given).
     grad_clip : max global gradient norm, or None.
     seed : seeds shuffling, model noise and the validation split; same seed, same result.
     checkpoint_dir : write ``checkpoint.safetensors`` there after every epoch (atomically).
@@ -175,6 +176,7 @@ def train(
     if n < 1:
         raise ValueError("no training samples")
 
+    model.on_train_start(*_start_sample(src, ysrc, rows, dev))  # data-dependent init (a resumed state replaces it)
     optimizer = _adamw(model, lr, weight_decay)
     shuffle_gen = torch.Generator().manual_seed(seed)
     noise_gen = torch.Generator(device=dev).manual_seed(seed + 1 + replicas.noise_seed_offset)
@@ -191,6 +193,11 @@ def train(
             noise_gen.set_state(t[noise_key].to(noise_gen.get_state().device))
         if extra["has_best"]:
             best_state = {k[5:]: v.to(dev) for k, v in t.items() if k.startswith("best.")}
+
+    if early_stopping and X_val is not None and start_epoch == 0:
+        # the starting weights are a candidate too: training never returns worse ones (on validation)
+        best_val = replicas.from_main(evaluate_loss(model, X_val, y_val, seed=seed + 2, device=dev))["loss"]
+        best_state = copy.deepcopy(model.state_dict())
 
     net = replicas.wrap(model)  # forward goes through DDP when distributed; hooks stay on model
     n_batches = math.ceil(n / batch_size)
@@ -251,6 +258,21 @@ def train(
     model.eval()
     model.on_train_end(src, ysrc)  # a memory-mapped src is passed as it is, to be read in batches
     return history
+
+
+# Rows the on_train_start hook sees when the data are memory-mapped (in memory: all of them).
+_START_SAMPLE_ROWS = 65536
+
+
+def _start_sample(src, ysrc, rows, dev):
+    """(X, y) for ``model.on_train_start``: the training rows, or for a memory-mapped source an
+    evenly spaced sample of at most 65,536 of them."""
+    if not isinstance(src, np.ndarray) and rows is None:
+        return src, ysrc
+    idx = rows if rows is not None else torch.arange(len(src))
+    if len(idx) > _START_SAMPLE_ROWS:
+        idx = idx[torch.linspace(0, len(idx) - 1, _START_SAMPLE_ROWS).long()]
+    return take_rows(src, idx, dev), take_labels(ysrc, idx, dev)
 
 
 def _run_epoch(model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_batches, batch_size, shuffle_gen, noise_gen, dev, memmapped, grad_clip, batch_transform):

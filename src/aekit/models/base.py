@@ -37,6 +37,9 @@ class ModelConfig:
     activation: str | None = option("relu", "hidden activation (relu, leaky_relu, elu, gelu, silu, tanh, sigmoid, softplus; None = linear)")
     architecture: str = option("mlp", "mlp, or conv for images")
 
+    # Values that files written before a field existed imply for it (``from_dict`` fills them in).
+    FILE_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
     def __post_init__(self) -> None:
         self.input_shape = _int_tuple("input_shape", self.input_shape)
         self.hidden_dims = _int_tuple("hidden_dims", self.hidden_dims)
@@ -59,7 +62,7 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown settings for {cls.__name__}: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{**cls.FILE_DEFAULTS, **d})
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
@@ -163,8 +166,9 @@ class Autoencoder(nn.Module):
     """Base of every family.
 
     Subclasses set ``Config`` and implement ``encode``, ``decode`` and ``forward``. Hooks the
-    training loop calls, all optional: ``on_train_progress(epochs_done: float)`` before each step,
-    ``on_train_end(X)`` after training (e.g. to fit a prior over codes).
+    training loop calls, all optional: ``on_train_start(X)`` before the first step (a
+    data-dependent initialisation, e.g. the AE's PCA base), ``on_train_progress(epochs_done:
+    float)`` before each step, ``on_train_end(X)`` after training (e.g. to fit a prior over codes).
     """
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
@@ -201,6 +205,10 @@ class Autoencoder(nn.Module):
         """Per-sample score, higher = more typical, (B,): minus the reconstruction loss here;
         variational families return their ELBO."""
         return -self(x, y, generator=generator).parts["recon"]
+
+    def on_train_start(self, X: torch.Tensor, y: torch.Tensor | None = None) -> None:  # noqa: B027
+        """Called once by the training loop before its first step, with the training rows
+        (n, *input_shape) (a sample of them for a memory-mapped data set) and their labels."""
 
     def on_train_progress(self, epochs_done: float) -> None:  # noqa: B027 (optional hook)
         pass

@@ -31,6 +31,9 @@ class ContractiveConfig(AEConfig):
         super().__post_init__()
         check_nonneg("contractive_weight", self.contractive_weight)
 
+    def pca_unavailable(self) -> str | None:
+        return "does not apply: the contractive penalty is the Jacobian of the encoder network alone"
+
 
 @register("contractive")
 class ContractiveAE(AE):

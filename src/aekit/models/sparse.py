@@ -58,6 +58,10 @@ class SparseConfig(AEConfig):
             self.target_rate = tuple(self.target_rate)
 
 
+    def pca_unavailable(self) -> str | None:
+        return "does not apply to a sparse code (a PCA projection is dense)"
+
+
 def topk_mask(z: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest entries of each row, zero the rest; gradient flows only through kept ones.
 

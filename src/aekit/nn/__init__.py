@@ -1,8 +1,8 @@
 """Encoder and decoder builders, shared by every model family."""
 
 from .conv import ConvDecoder, ConvEncoder, conv_spatial_sizes
-from .mlp import MLP, activation_module
-from .build import build_decoder, build_encoder
+from .mlp import MLP, activation_module, flat_dim, is_identity
+from .build import build_decoder, build_encoder, output_layer, zero_output
 
 __all__ = [
     "MLP",
@@ -12,4 +12,8 @@ __all__ = [
     "conv_spatial_sizes",
     "build_encoder",
     "build_decoder",
+    "flat_dim",
+    "is_identity",
+    "output_layer",
+    "zero_output",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import nn
 
 from .conv import ConvDecoder, ConvEncoder
@@ -45,6 +46,29 @@ def build_decoder(
         _check_image(output_shape)
         return ConvDecoder(output_shape, hidden_dims, in_dim, activation)
     raise ValueError(f"unknown architecture {architecture!r}; use 'mlp' or 'conv'")
+
+
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def output_layer(module: nn.Module) -> nn.Module:
+    """The layer that produces ``module``'s output: the last ``nn.Linear`` or convolution it
+    registers (an MLP's ``out``, a ConvEncoder's ``head``, a ConvDecoder's last transposed
+    convolution, the last layer of an ``nn.Sequential``)."""
+    layers = [m for m in module.modules() if isinstance(m, _LAYERS)]
+    if not layers:
+        raise ValueError(f"{type(module).__name__} has no linear or convolution layer to start at zero")
+    return layers[-1]
+
+
+def zero_output(module: nn.Module) -> None:
+    """Set the weights and bias of ``module``'s output layer to zero, so it outputs zeros until
+    trained (a residual branch that starts switched off: Goyal et al. 2017, Zhang et al. 2019)."""
+    layer = output_layer(module)
+    with torch.no_grad():
+        layer.weight.zero_()
+        if layer.bias is not None:
+            layer.bias.zero_()
 
 
 def _check_image(shape: Sequence[int]) -> None:

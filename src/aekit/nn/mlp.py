@@ -20,9 +20,17 @@ _ACTIVATIONS = {
 }
 
 
+_IDENTITY_NAMES = (None, "linear", "none", "identity")
+
+
+def is_identity(name: str | None) -> bool:
+    """Whether the activation ``name`` is the identity (``None``, ``"linear"``, ...)."""
+    return name in _IDENTITY_NAMES
+
+
 def activation_module(name: str | None) -> nn.Module:
     """Return a fresh activation module for ``name``; ``None`` or ``"linear"`` gives identity."""
-    if name is None or name in ("linear", "none", "identity"):
+    if is_identity(name):
         return nn.Identity()
     try:
         return _ACTIVATIONS[name]()
