@@ -47,13 +47,48 @@ def test_salt_and_pepper_values_and_fractions(level, digits_train):
     assert abs(high_share - 0.5) < binomial_tol(n_hit, 0.5)
 
 
-def test_salt_and_pepper_defaults_to_the_batch_range(digits_train):
-    X = digits_train[0][:200] * 0.6 + 0.2  # range [0.2, 0.8]
+def test_salt_and_pepper_defaults_to_each_features_batch_range():
+    # three features on different scales (standardized tabular data looks like this)
+    X = torch.rand(200, 3, generator=torch.Generator().manual_seed(2)) * torch.tensor([1.0, 10.0, 0.1]) - torch.tensor([0.0, 5.0, 3.0])
     out = corruption.salt_and_pepper(X, 0.3, torch.Generator().manual_seed(2))
     changed = out != X
-    assert changed.any()
-    vals = set(out[changed].unique().tolist())
-    assert vals == {float(X.min()), float(X.max())}
+    assert changed.any(0).all()
+    for j in range(3):
+        vals = set(out[changed[:, j], j].unique().tolist())
+        assert vals == {float(X[:, j].min()), float(X[:, j].max())}, j
+
+
+def test_feature_extremes_per_column_and_per_image_channel():
+    X = torch.tensor([[0.0, 5.0], [2.0, -1.0], [1.0, 3.0]])
+    low, high = corruption.feature_extremes(X)
+    assert low.tolist() == [0.0, -1.0] and high.tolist() == [2.0, 5.0]
+    images = torch.zeros(4, 2, 3, 3)
+    images[0, 0, 1, 1] = 1.0  # one bright pixel in channel 0; channel 1 spans [-2, 0]
+    images[2, 1, 0, 0] = -2.0
+    low, high = corruption.feature_extremes(images)
+    assert low.shape == high.shape == (2, 3, 3)
+    assert (high[0] == 1.0).all() and (low[0] == 0.0).all()  # every pixel of a channel shares its range
+    assert (high[1] == 0.0).all() and (low[1] == -2.0).all()
+
+
+def test_per_sample_levels_and_ranges(digits_train):
+    X = digits_train[0][:400]
+    nonzero = X.flatten(1) != 0
+    levels = torch.tensor([0.0, 1.0]).repeat(200)  # alternate: untouched, fully masked
+    out = corruption.masking(X, levels, torch.Generator().manual_seed(0))
+    assert torch.equal(out[0::2], X[0::2]) and (out[1::2] == 0).all()
+    std = torch.linspace(0.0, 1.0, 400)
+    noise = corruption.gaussian(torch.zeros(400, 2000), std, torch.Generator().manual_seed(0)).std(1)
+    assert noise[0] == 0 and ((noise[1:] / std[1:] - 1).abs() < 5 / math.sqrt(2 * 2000)).all()
+    # a range: each sample draws its own level uniformly from it
+    drawn = corruption.draw_levels((0.1, 0.6), 5000, torch.Generator().manual_seed(1))
+    assert drawn.shape == (5000,) and 0.1 <= float(drawn.min()) and float(drawn.max()) <= 0.6
+    assert abs(float(drawn.mean()) - 0.35) < 5 * 0.5 / math.sqrt(12 * 5000)
+    hit = (corruption.corrupt(X, "masking", (0.1, 0.6), torch.Generator().manual_seed(3)) == 0).flatten(1) & nonzero
+    frac = hit.sum(1) / nonzero.sum(1)  # (400,) per-sample masked fraction
+    assert frac.std() > 0.1  # levels differ between samples
+    assert abs(float(frac.mean()) - 0.35) < 0.03
+    assert corruption.draw_levels(0.3, 10) == 0.3
 
 
 @pytest.mark.parametrize("std", [0.05, 0.3, 1.0])
@@ -104,7 +139,8 @@ def test_denoising_model_corrupts_only_in_train_mode(noise, level, model_factory
     X, _ = batch
     model = model_factory("denoising", noise=noise, noise_level=level)
     clean = model_factory("ae")  # same seed: identical encoder and decoder weights
-    clean.load_state_dict(model.state_dict())
+    shared = clean.state_dict().keys()
+    clean.load_state_dict({k: v for k, v in model.state_dict().items() if k in shared})
 
     model.eval()
     clean.eval()
@@ -122,3 +158,27 @@ def test_denoising_model_corrupts_only_in_train_mode(noise, level, model_factory
     torch.testing.assert_close(t1.z, clean.encode(noisy_in))  # ... exactly this one
     # ... and the target stays clean
     torch.testing.assert_close(t1.parts["recon"], ((t1.x_hat - X) ** 2).flatten(1).sum(1))
+
+
+def test_denoising_salt_and_pepper_uses_the_training_datas_feature_extremes(model_factory, tmp_path):
+    """Each feature is hit with its own extremes in the training data, not the batch's overall
+    min/max (which puts standardized features far outside their range), and the extremes are
+    kept with the model."""
+    from aekit import checkpoint, train
+
+    g = torch.Generator().manual_seed(0)
+    scale, shift = torch.tensor([1.0, 8.0, 0.5, 3.0]), torch.tensor([0.0, -4.0, 2.0, -1.0])
+    X = torch.rand(300, 4, generator=g) * scale + shift  # feature j spans [shift_j, shift_j + scale_j]
+    model = model_factory("denoising", input_shape=(4,), noise="salt_and_pepper", noise_level=0.5, latent_dim=2)
+    train.train(model, X, epochs=1, batch_size=100, device="cpu", progress=False)
+    torch.testing.assert_close(model.noise_low, X.min(0).values)
+    torch.testing.assert_close(model.noise_high, X.max(0).values)
+    batch = X[:8] * 0.5 + shift * 0.5 + scale * 0.25  # a narrower batch, inside each feature's range
+    model.train()
+    out = model.corrupt(batch, torch.Generator().manual_seed(1))
+    hit = out != batch
+    assert hit.any(0).all()
+    for j in range(4):
+        assert set(out[hit[:, j], j].tolist()) <= {float(X[:, j].min()), float(X[:, j].max())}, j
+    loaded = checkpoint.load_model(checkpoint.save_model(model, tmp_path / "dae.safetensors")).train()
+    assert torch.equal(loaded.corrupt(batch, torch.Generator().manual_seed(1)), out)
