@@ -153,6 +153,8 @@ def test_denoising_model_corrupts_only_in_train_mode(noise, level, model_factory
     t1 = model(X, generator=torch.Generator().manual_seed(0))
     t2 = model(X, generator=torch.Generator().manual_seed(0))
     noisy_in = corruption.corrupt(X, noise, level, torch.Generator().manual_seed(0))
+    low, high = corruption.feature_extremes(X)  # before training starts: the batch's own range
+    noisy_in = torch.minimum(torch.maximum(noisy_in, low), high)  # clip_noise
     assert torch.equal(t1.loss, t2.loss)  # the generator drives the noise
     assert not torch.equal(t1.z, ref.z)  # the encoder saw a corrupted input ...
     torch.testing.assert_close(t1.z, clean.encode(noisy_in))  # ... exactly this one
@@ -171,8 +173,8 @@ def test_denoising_salt_and_pepper_uses_the_training_datas_feature_extremes(mode
     X = torch.rand(300, 4, generator=g) * scale + shift  # feature j spans [shift_j, shift_j + scale_j]
     model = model_factory("denoising", input_shape=(4,), noise="salt_and_pepper", noise_level=0.5, latent_dim=2)
     train.train(model, X, epochs=1, batch_size=100, device="cpu", progress=False)
-    torch.testing.assert_close(model.noise_low, X.min(0).values)
-    torch.testing.assert_close(model.noise_high, X.max(0).values)
+    torch.testing.assert_close(model.feature_low, X.min(0).values)
+    torch.testing.assert_close(model.feature_high, X.max(0).values)
     batch = X[:8] * 0.5 + shift * 0.5 + scale * 0.25  # a narrower batch, inside each feature's range
     model.train()
     out = model.corrupt(batch, torch.Generator().manual_seed(1))
@@ -182,3 +184,18 @@ def test_denoising_salt_and_pepper_uses_the_training_datas_feature_extremes(mode
         assert set(out[hit[:, j], j].tolist()) <= {float(X[:, j].min()), float(X[:, j].max())}, j
     loaded = checkpoint.load_model(checkpoint.save_model(model, tmp_path / "dae.safetensors")).train()
     assert torch.equal(loaded.corrupt(batch, torch.Generator().manual_seed(1)), out)
+
+
+def test_denoising_clips_corrupted_inputs_to_each_features_training_range(model_factory):
+    X = torch.rand(200, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 4.0, 0.2])
+    model = model_factory("denoising", input_shape=(3,), latent_dim=2, noise="gaussian", noise_level=2.0)
+    model.on_train_start(X)
+    model.train()
+    out = model.corrupt(X, torch.Generator().manual_seed(1))
+    assert (out.min(0).values == X.min(0).values).all() and (out.max(0).values == X.max(0).values).all()
+    free = model_factory("denoising", input_shape=(3,), latent_dim=2, noise_level=2.0, clip_noise=False).train()
+    free.on_train_start(X)
+    unclipped = free.corrupt(X, torch.Generator().manual_seed(1))
+    assert (unclipped.min(0).values < X.min(0).values).all() and not hasattr(free, "feature_low")
+    inside = (unclipped >= X.min(0).values) & (unclipped <= X.max(0).values)
+    assert torch.equal(out[inside], unclipped[inside])  # the same noise, only clipped

@@ -393,7 +393,7 @@ def load(path):
         raise ValueError(f"{path} is not an aekit estimator file (no estimator metadata)") from None
     check_version(info.get("aekit_version"), path)
     params = info["params"]
-    for k in ("hidden_dims", "lower_latent_dims", "layer_weights"):
+    for k in ("hidden_dims", "lower_latent_dims", "layer_weights", "noise_level"):
         if isinstance(params.get(k), list):
             params[k] = tuple(params[k])
     est = cls(**params)
@@ -434,8 +434,9 @@ class AutoEncoder(BaseAutoencoderEstimator):
     loss : {"mse", "bce"}, default="mse"
         "bce" needs X in [0, 1].
     linear_part : {"auto", "pca", "none"}, default="auto"
-        "pca": the PCA base described above (needs loss="mse"); "none": the networks alone;
-        "auto": "pca" with loss="mse", else "none".
+        "pca": code and reconstruction start as PCA of the training data and the networks,
+        starting at zero, add to them (needs loss="mse"); "none": the networks alone; "auto":
+        "pca" with loss="mse", else "none".
     epochs, batch_size, lr, weight_decay : training settings (AdamW).
     validation_fraction : float, default=0.1
         Fraction of X held out to report a validation loss (0 for none).
@@ -473,24 +474,52 @@ class AutoEncoder(BaseAutoencoderEstimator):
 
 
 class DenoisingAutoEncoder(BaseAutoencoderEstimator):
-    """Denoising autoencoder: trained to map corrupted X back to clean X.
+    """Denoising autoencoder: trained to map corrupted X back to clean X; ``denoise`` cleans.
 
-    Parameters are AutoEncoder's plus ``noise`` ({"gaussian", "masking", "salt_and_pepper"},
-    default "gaussian") and ``noise_level`` (std for gaussian, fraction of entries otherwise,
-    default 0.2). Corruption is applied only in training; ``reconstruct`` denoises.
+    Parameters are AutoEncoder's (PCA base included; ``early_stopping`` defaults to False here)
+    plus:
+
+    noise : {"gaussian", "masking", "salt_and_pepper"}, default="gaussian"
+        Corruption applied in training (salt-and-pepper: to each feature's extremes in the
+        training data; an image channel's pixels share one range).
+    noise_level : float, default=(0.0, 0.5)
+        Std for gaussian noise, fraction of entries hit otherwise; or a range (low, high): each
+        training sample draws its own level from it, so one model serves every level in it,
+        clean inputs included when low is 0.
+    fusion : bool, default=True
+        ``denoise`` combines each noisy input value with its decoded value through a small
+        network shared by all features, so detail that the noise spared is kept; False: the
+        decoded code alone (the classic DAE). ``reconstruct`` is decode(encode(X)) either way.
+    clip_noise : bool, default=True
+        Keep corrupted training inputs within each feature's range in the training data (noise
+        cannot make a pixel brighter than white).
+
+    What you get: ``denoise(X_noisy)`` is the clean estimate; ``transform`` the code, learnt
+    from corrupted inputs (Vincent et al. 2008); ``score_samples`` minus the code's
+    reconstruction error.
 
     Examples
     --------
     >>> from aekit import DenoisingAutoEncoder
     >>> from aekit.datasets import load_dataset
     >>> X = load_dataset("digits").X.reshape(-1, 64)
-    >>> dae = DenoisingAutoEncoder(noise="masking", noise_level=0.3, epochs=5, random_state=0).fit(X)
-    >>> dae.reconstruct(X[:2]).shape
-    (2, 64)
+    >>> dae = DenoisingAutoEncoder(noise="masking", noise_level=(0.1, 0.5), epochs=5, random_state=0).fit(X)
+    >>> dae.denoise(X[:2]).shape, dae.reconstruct(X[:2]).shape
+    ((2, 64), (2, 64))
     """
 
     _model = "denoising"
-    _params = {"loss": "mse", "linear_part": "auto", "noise": "gaussian", "noise_level": 0.2}
+    _params = {"loss": "mse", "linear_part": "auto", "noise": "gaussian", "noise_level": (0.0, 0.5), "fusion": True,
+               "clip_noise": True}
+
+    def denoise(self, X):
+        """Clean estimate of noisy X, in X's layout: the fused estimate (``fusion=True``) or
+        ``reconstruct(X)``."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        with torch.no_grad():
+            out = [self._from_model(self.model_.denoise(xb)) for _, xb in self._enumerate(X)]
+        return np.concatenate(out)
 
 
 class SparseAutoEncoder(BaseAutoencoderEstimator):

@@ -1,5 +1,5 @@
-"""Denoising with a fitted estimator (a DenoisingAutoEncoder's reconstruction is its clean
-estimate; Vincent et al. 2008), PSNR, a seeded numpy front to the noise processes of
+"""Denoising with a fitted estimator (a DenoisingAutoEncoder's ``denoise``, else the
+reconstruction; Vincent et al. 2008), PSNR, a seeded numpy front to the noise processes of
 ``aekit.corruption``, and an example-image writer."""
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ __all__ = ["add_noise", "denoise", "denoise_grid", "psnr"]
 
 
 def denoise(estimator, X_noisy, clip: tuple[float, float] | None = None) -> np.ndarray:
-    """The estimator's clean estimate of ``X_noisy``: its reconstruction.
+    """The estimator's clean estimate of ``X_noisy``.
 
-    For aekit estimators this is ``estimator.reconstruct(X_noisy)``; for other transformers (a
-    fitted PCA as the baseline) ``inverse_transform(transform(X_noisy))``. ``clip=(lo, hi)``
-    clips the result to the data range.
+    ``estimator.denoise(X_noisy)`` where the estimator has one (a DenoisingAutoEncoder: with
+    ``fusion``, each noisy value combined with its decoded value); else its reconstruction,
+    ``reconstruct`` for aekit estimators and ``inverse_transform(transform(X_noisy))`` for other
+    transformers (a fitted PCA as the baseline). ``clip=(lo, hi)`` clips the result to the data
+    range.
 
     Examples
     --------
@@ -33,7 +35,7 @@ def denoise(estimator, X_noisy, clip: tuple[float, float] | None = None) -> np.n
     (3, 64)
     """
     check_is_fitted(estimator)
-    out = np.asarray(reconstruct(estimator, X_noisy))
+    out = np.asarray(estimator.denoise(X_noisy) if hasattr(estimator, "denoise") else reconstruct(estimator, X_noisy))
     return np.clip(out, *clip) if clip is not None else out
 
 

@@ -135,6 +135,10 @@ class AE(Autoencoder):
 
     def forward(self, x, y=None, *, generator=None) -> AEOutput:
         x_in = self.corrupt(x, generator) if self.training else x
+        return self.output(x, x_in)
+
+    def output(self, x: torch.Tensor, x_in: torch.Tensor) -> AEOutput:
+        """Loss and parts for encoder input x_in (B, ...) against the clean target x."""
         z, hidden = self.code(x_in)  # (B, K)
         recon, x_hat = reconstruction(self.config.loss, self.decoder_output(z), x)  # clean target
         parts, penalty = self.penalties(x_in, z, hidden)
