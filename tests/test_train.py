@@ -121,6 +121,25 @@ def test_early_stopping_stops_and_restores_the_best_weights(model_factory, digit
     assert "val_loss" in hist[-1]
 
 
+def test_data_init_sees_the_training_rows_and_early_stopping_can_keep_the_start(model_factory, digits_train):
+    """on_train_start gets the training rows (not the validation ones), once; early stopping
+    counts the starting weights as a candidate, so training that only spoils a good start (an
+    AE's PCA start, here with an absurd learning rate) hands the start back."""
+    X, X_val = digits_train[0][:300], digits_train[0][300:400]
+    model = model_factory("ae", linear_part="pca")
+    hist = fit(model, X, X_val=X_val, epochs=8, lr=1.0, early_stopping=True, patience=2)
+    torch.testing.assert_close(model.pca_mean, X.reshape(300, -1).mean(0))
+    assert len(hist) == 2 and all(r["val_loss"] > 0 for r in hist)
+    start = model_factory("ae", linear_part="pca")
+    start.on_train_start(X)
+    assert evaluate_loss(model, X_val)["loss"] == pytest.approx(evaluate_loss(start, X_val)["loss"])
+    assert evaluate_loss(start, X_val)["loss"] < min(r["val_loss"] for r in hist)
+    # the hook runs once: training on other data continues from these weights
+    before = copy.deepcopy(model.state_dict())
+    fit(model, X_val, epochs=1, lr=1e-12)
+    torch.testing.assert_close(model.pca_mean, before["pca_mean"])
+
+
 def test_without_early_stopping_every_epoch_runs(model_factory, digits_train):
     X = digits_train[0][:200]
     hist = fit(model_factory("ae"), X, X_val=X[:50], epochs=4, lr=10.0 ** -7)

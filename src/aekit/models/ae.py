@@ -8,8 +8,9 @@ as PCA and a network that starts at zero and is added to it:
 
 m and W (orthonormal columns) are the mean and the top-K principal axes of the training data, set
 when training starts; the output layers of the networks f and g start at zero. Training therefore
-starts exactly at PCA's reconstruction error and gradient descent can only lower the training
-error from there; the networks learn what PCA misses. (A zero-initialised residual branch, as in
+starts exactly at PCA's reconstruction error, the best any linear code of size K reaches, and the
+networks learn what PCA misses; with early stopping, the training loop returns the weights with
+the lowest validation error, the PCA start included. (A zero-initialised residual branch, as in
 Goyal et al. 2017 and Zhang et al. 2019's Fixup; the linear autoencoder = PCA result is Baldi &
 Hornik 1989.)
 """
@@ -42,8 +43,8 @@ class AEConfig(ModelConfig):
     linear_part: str = option(
         "auto",
         "pca: code and reconstruction start as PCA of the training data and the networks, starting at zero, "
-        "add to them (never worse than PCA on the training data); none: the networks alone; auto: pca where "
-        "it applies (loss mse, linear code, aekit's own networks)",
+        "add to them (training starts at PCA's error); none: the networks alone; auto: pca where it applies "
+        "(loss mse, linear code, aekit's own networks)",
     )
 
     FILE_DEFAULTS: ClassVar[dict] = {"linear_part": "none"}  # files from before the PCA base
@@ -160,7 +161,7 @@ class AE(Autoencoder):
 # Above this many features the axes come from a Gram matrix of a row sample instead of the full
 # D x D covariance (which would need D^2 memory).
 _COVARIANCE_MAX_DIM = 4096
-_GRAM_ROWS = 4096
+_GRAM_ROWS = 2048
 
 
 @torch.no_grad()
@@ -168,8 +169,8 @@ def principal_axes(X: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     """Mean (D,) and top-k principal axes (D, k), orthonormal columns, of the rows of X (n, ...).
 
     Up to 4096 features: eigenvectors of the covariance of every row (accumulated in float64,
-    in chunks). More: the axes of 4096 evenly spaced rows, from their Gram matrix. Columns beyond
-    min(n, D) are zero.
+    in chunks). More: the axes of 2048 evenly spaced rows, from their Gram matrix. Columns beyond
+    the rank found are zero.
     """
     Xf = X.reshape(len(X), -1)  # (n, D)
     n, d = Xf.shape
@@ -185,13 +186,18 @@ def principal_axes(X: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
             cov += (c.T @ c).to(torch.float64)
         _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
         axes = vecs.flip(1)[:, :k]  # (D, min(k, D))
-    else:
-        rows = Xf[torch.linspace(0, n - 1, min(n, _GRAM_ROWS), device=Xf.device).long()]
-        c = (rows - m32).to(torch.float64)  # (m, D)
-        vals, u = torch.linalg.eigh(c @ c.T)  # (m,), (m, m)
+    else:  # Gram matrix of a row sample, a block of columns at a time (memory O(m^2 + m * block))
+        rows = Xf[torch.linspace(0, n - 1, min(n, _GRAM_ROWS), device=Xf.device).long()]  # (m, D)
+        blocks = [slice(j, j + _COVARIANCE_MAX_DIM) for j in range(0, d, _COVARIANCE_MAX_DIM)]
+        gram = torch.zeros(len(rows), len(rows), dtype=torch.float64, device=Xf.device)  # (m, m)
+        for b in blocks:
+            c = (rows[:, b] - m32[b]).to(torch.float64)  # (m, block)
+            gram += c @ c.T
+        vals, u = torch.linalg.eigh(gram)  # ascending
         vals, u = vals.flip(0)[:k], u.flip(1)[:, :k]
         keep = vals > vals[0].clamp_min(1e-30) * 1e-10
-        axes = (c.T @ u[:, keep]) / vals[keep].sqrt()  # (D, r), orthonormal
+        u = u[:, keep] / vals[keep].sqrt()  # (m, r)
+        axes = torch.cat([(rows[:, b] - m32[b]).to(torch.float64).T @ u for b in blocks])  # (D, r), orthonormal
     out = torch.zeros(d, k, dtype=Xf.dtype, device=Xf.device)
     out[:, : axes.shape[1]] = axes.to(Xf.dtype)
     return mean.to(Xf.dtype), out
