@@ -556,7 +556,8 @@ def _folder_hint(name: str) -> str:
     return (
         f"or put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
         f"t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (gzipped or not) in a "
-        f"folder and pass root=FOLDER or set AEKIT_DATA=DIR with the files in DIR/{name}; "
+        f"folder and pass it as root=FOLDER (command line: --data-root FOLDER), or set AEKIT_DATA=DIR with "
+        f"the files in DIR/{name}; "
         f"or allow network access (and unset AEKIT_OFFLINE)."
     )
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ._threads import default_threads, torch_threads
 from ._utils import as_source, resolve_device, take_labels, take_rows
 from .checkpoint import load_train_state, save_train_state
 from .distributed import replicas_from_environment
@@ -117,6 +118,7 @@ def train(
     batch_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     on_nonfinite: str = "raise",
     callbacks: tuple[Callable[[int, dict[str, Any]], None], ...] = (),
+    threads: int | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` on X (and labels y for conditional models) with AdamW.
 
@@ -134,6 +136,9 @@ def train(
     on_nonfinite : ``"raise"`` (default) stops with NonFiniteLossError naming the part; ``"rollback"``
         restores the state at the start of the epoch, halves the learning rate and retries (5 times).
     callbacks : f(epoch, record) called after every epoch.
+    threads : CPU threads torch uses while training (restored afterwards); None lets aekit choose
+        (:func:`aekit._threads.default_threads`: 1 for small models, else the cores not already
+        busy; ``AEKIT_THREADS`` overrides). Pass ``torch.get_num_threads()`` to keep torch's setting.
 
     Under ``torchrun`` (or an initialised ``torch.distributed``) the model trains data-parallel:
     each rank takes a slice of every global batch of ``batch_size`` and only rank 0 shows
@@ -153,6 +158,17 @@ def train(
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (the folder holding checkpoint.safetensors)")
+    if threads is None:
+        threads = default_threads(sum(p.numel() for p in model.parameters()))
+    with torch_threads(threads):
+        return _train(
+            model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, lr, weight_decay, early_stopping,
+            patience, grad_clip, seed, device, progress, checkpoint_dir, resume, batch_transform, on_nonfinite, callbacks,
+        )
+
+
+def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, lr, weight_decay, early_stopping,
+           patience, grad_clip, seed, device, progress, checkpoint_dir, resume, batch_transform, on_nonfinite, callbacks):
     replicas = replicas_from_environment(resolve_device(device))
     dev = replicas.device
     model.to(dev)

@@ -3,22 +3,19 @@ the run's evaluation data."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._utils import atomic_write_text
-from ..run import (
+from ..evaluate import KL_ACTIVE_THRESHOLD, metric_rows
+from ..runfolder import (
     HISTORY_NAME,
-    KL_ACTIVE_THRESHOLD,
     REPORT_NAME,
     RunData,
-    _conditional,
-    _load_for_use,
-    _model_input,
+    load_estimator,
     load_run_data,
     read_history,
     read_run,
@@ -45,13 +42,13 @@ def build_report(run_dir: str | Path) -> Path:
     config, metrics = run["config"], run["metrics"]
     if metrics is None:
         raise ValueError(f"{run_dir}: the run has not finished (no metrics.json); resume it first")
-    est = _load_for_use(run_dir)
+    est = load_estimator(run_dir)
     history = read_history(run_dir / HISTORY_NAME)
     collapse = _collapse_warnings(metrics)
 
     sections = [_training(history)]
     try:
-        data = load_run_data(config["data"], seed=config["seed"], limit=config["limit"])
+        data = load_run_data(config["data"], seed=config["seed"], limit=config["limit"], root=config.get("data_root"))
     except (OSError, ValueError) as e:
         sections.append(Section("data", "Data figures", text=f"The run's data could not be loaded ({_one_line(e)}), "
                                 "so reconstructions, the latent space and interpolations are left out."))
@@ -70,7 +67,7 @@ def build_report(run_dir: str | Path) -> Path:
         title=f"{config['estimator']} on {_data_name(config)}",
         subtitle=(f"{metrics.get('epochs_trained', len(history))} epochs on {config['n_train']} samples; "
                   f"metrics on {metrics['eval_data']} ({metrics.get('n_samples', config['n_eval'])} samples)"),
-        metrics=_key_metrics(metrics),
+        metrics=_key_metrics(metrics, images=bool(config.get("image_shape"))),
         facts=_facts(config, metrics, run_dir),
         warnings=collapse,
         sections=[s for s in sections if s is not None],
@@ -89,24 +86,11 @@ def _data_name(config) -> str:
     return Path(config["data"]).name
 
 
-def _fmt(v: Any, spec: str = ".4g") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    return format(v, spec)
-
-
-def _key_metrics(m: dict[str, Any]) -> list[tuple[str, str]]:
-    units = " (standardized)" if m.get("units") == "standardized" else ""
-    out = [(f"test recon MSE{units}", _fmt(m.get("recon_mse"))), ("PSNR (dB)", _fmt(m.get("psnr"), ".2f"))]
-    if "elbo" in m:
-        out.append(("ELBO (nats)", _fmt(m["elbo"], ".2f")))
-    if "kl_per_dim" in m:
-        out.append(("active units", f"{m['active_units']} / {m['latent_dim']}"))
-        out.append(("KL (nats)", _fmt(m.get("kl_total"), ".3g")))
-    if "codebook_usage" in m:
-        out.append(("codebook used", f"{100 * m['codebook_usage']:.0f}%"))
-        out.append(("code perplexity", _fmt(m.get("perplexity"), ".1f")))
-    return out
+def _key_metrics(m: dict[str, Any], images: bool) -> list[tuple[str, str]]:
+    """The headline metrics (PSNR only for images: for standardized tables it means nothing)."""
+    scaled = " (standardized)" if m.get("units") == "standardized" else ""
+    label = {"recon_mse": f"test recon MSE{scaled}", "psnr": "PSNR (dB)", "elbo": "ELBO (nats)", "kl_total": "KL (nats)"}
+    return [(label.get(r.key, r.label), r.value) for r in metric_rows(m, detail=False) if images or r.key != "psnr"]
 
 
 def _facts(config, metrics, run_dir: Path) -> list[tuple[str, str]]:
@@ -168,7 +152,7 @@ def _training(history) -> Section:
 
 def _labels_for(est, y):
     """Labels to pass to a conditional estimator (None otherwise, or when unknown classes appear)."""
-    if y is None or not _conditional(est) or not np.isin(y, est.classes_).all():
+    if y is None or not est.capabilities()["conditional"] or not np.isin(y, est.classes_).all():
         return None
     return y
 
@@ -232,7 +216,7 @@ def _samples(est, data: RunData, seed: int) -> Section:
 
     if data.image_shape is None:
         return Section("samples", "Samples", text="Samples are drawn only for image data.")
-    if _conditional(est):
+    if est.capabilities()["conditional"]:
         classes = est.classes_[:10]
         S = sample_grid(est, 10, y=classes, random_state=seed)
         rows = [S[i * 10 : (i + 1) * 10] for i in range(len(classes))]
@@ -269,7 +253,7 @@ def _interpolations(est, data: RunData, rng) -> Section:
     if data.image_shape is None:
         return Section("interpolations", "Interpolations", text="Interpolations are drawn only for image data.")
     X, y = data.X_eval, data.y_eval
-    cond = _conditional(est)
+    cond = est.capabilities()["conditional"]
     if y is None:
         pairs = [tuple(int(i) for i in rng.choice(len(X), 2, replace=False)) for _ in range(N_PAIRS)]
     else:
@@ -307,7 +291,7 @@ def _codebook(est, data: RunData, m: dict[str, Any]) -> Section:
     import torch
 
     with torch.no_grad():
-        idx = est.model_.encode_indices(_model_input(est, np.asarray(data.X_eval, dtype=np.float32))).reshape(-1)
+        idx = est.model_.encode_indices(est.to_model_input(np.asarray(data.X_eval, dtype=np.float32))).reshape(-1)
     counts = np.bincount(idx.cpu().numpy(), minlength=est.model_.config.codebook_size)
     text = (f"How often each of the {len(counts)} codebook entries is chosen on the evaluation data: "
             f"{100 * m['codebook_usage']:.0f}% are used, perplexity {m['perplexity']:.1f}.")
