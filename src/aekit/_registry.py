@@ -6,7 +6,7 @@ A family is one file: a module defining a Config and a model class decorated wit
 
 - every module of the ``aekit.models`` package (drop a file there: no other edit);
 - the ``aekit.models`` entry-point group of installed distributions (a plugin package declares
-  ``[project.entry-points."aekit.models"] toy = "my_package.toy"``);
+  ``[project.entry-points."aekit.models"] mine = "my_package.my_family"``);
 - the modules named in the ``AEKIT_PLUGINS`` environment variable (comma-separated module names
   importable from ``sys.path``), for a family kept in a single file of your own.
 """

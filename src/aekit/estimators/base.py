@@ -140,6 +140,12 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             if cls.__dict__.get("_named", True):
                 _NAMED.setdefault(cls._model, cls)
 
+    def __reduce_ex__(self, protocol):
+        if type(self).__dict__.get("_named", True):
+            return super().__reduce_ex__(protocol)
+        # a class built on demand is not importable by name: pickle it as "the estimator of this family"
+        return _new_estimator, (self._model,), self.__getstate__()
+
     @classmethod
     def capabilities(cls) -> dict[str, bool]:
         """What the model family can do (``variational``, ``generative``, ``conditional``,
@@ -492,6 +498,12 @@ def estimator_class(family: str) -> type:
         _BUILT[family] = type(name, bases_for(family), {"_model": family, "_named": False, "__doc__": doc,
                                                         "__module__": __name__})
     return _BUILT[family]
+
+
+def _new_estimator(family: str):
+    """An empty estimator of ``family``'s class, for unpickling (its state is set afterwards)."""
+    cls = estimator_class(family)
+    return cls.__new__(cls)
 
 
 def estimator_classes() -> dict[str, type]:
