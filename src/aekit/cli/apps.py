@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from .args import (
+    data_kwargs,
     add_data_args,
     at_least_two,
     count,
@@ -139,7 +140,7 @@ def _cmd_evaluate(args) -> int:
 
     what = f"estimating the NLL with {args.nll_samples} importance samples" if args.nll_samples else "evaluating"
     with working(f"{what} on {args.data}..."):
-        r = evaluate_run(args.run_dir, args.data, split=args.split, nll_samples=args.nll_samples, limit=args.limit, data_root=args.data_root)
+        r = evaluate_run(args.run_dir, args.data, nll_samples=args.nll_samples, **data_kwargs(args))
     print(f"evaluation of {args.run_dir} on {args.data} ({args.split}, {r['n_samples']} samples)")
     print_metrics(r)
     print(f"wrote {Path(args.run_dir) / 'evaluation.json'}")
@@ -154,7 +155,7 @@ def _cmd_denoise(args) -> int:
     out = output_path(args.output, (".npy", ".npz", ".png"), "denoised samples")
     with working(f"denoising {args.data}..."):
         r = denoise_run(args.run_dir, args.data, noise=args.noise, level=args.noise_level, seed=args.seed,
-                        split=args.split, limit=args.limit, data_root=args.data_root)
+                        **data_kwargs(args))
     suffix = out.suffix.lower()
     if suffix == ".png":
         rows = [a[: args.n] for a in (r.clean, r.noisy, r.denoised) if a is not None]
@@ -181,7 +182,7 @@ def _cmd_detect(args) -> int:
     out = None if args.output is None else output_path(args.output, (".csv",), "scores")
     with working(f"scoring {args.data}..."):
         r = detect_run(args.run_dir, args.data, contamination=args.contamination, threshold=args.threshold,
-                       scoring=args.scoring, split=args.split, limit=args.limit, data_root=args.data_root)
+                       scoring=args.scoring, **data_kwargs(args))
     if out is not None:
         write_csv(out, ["index", "score", "is_outlier"],
                    ((i, f"{s:.7g}", int(o)) for i, (s, o) in enumerate(zip(r.scores, r.is_outlier))))
@@ -202,7 +203,7 @@ def _cmd_impute(args) -> int:
     out = output_path(args.output, (".npy", ".csv"), "filled data")
     with working(f"imputing {args.data}..."):
         r = impute_run(args.run_dir, args.data, n_iter=args.n_iter, strategy=args.strategy, seed=args.seed,
-                       split=args.split, limit=args.limit, data_root=args.data_root)
+                       **data_kwargs(args))
     save_array(out, r.filled)
     rows = int(r.missing.reshape(len(r.missing), -1).any(axis=1).sum())
     print(f"filled {int(r.missing.sum())} missing values in {rows} of {len(r.filled)} samples; wrote {out}")
@@ -213,7 +214,7 @@ def _cmd_compress(args) -> int:
     from ..run import compress_run
 
     with working(f"compressing {args.data}..."):
-        r = compress_run(args.run_dir, args.data, args.output, bits=args.bits, split=args.split, limit=args.limit, data_root=args.data_root)
+        r = compress_run(args.run_dir, args.data, args.output, bits=args.bits, **data_kwargs(args))
     print(f"compressed {r.n_samples} samples into {r.n_bytes} bytes ({r.bits_per_sample:.2f} bits per sample, "
           f"{r.raw_bytes / r.n_bytes:.1f}x smaller than float32); PSNR {r.psnr:.2f} dB; wrote {r.path}")
     return 0
@@ -239,7 +240,7 @@ def _cmd_search(args) -> int:
     out = None if args.output is None else output_path(args.output, (".csv",), "neighbours")
     with working(f"searching {args.data}..."):
         r = search_run(args.run_dir, args.data, args.query, index=args.index, k=args.k, metric=args.metric,
-                       split=args.split, limit=args.limit, data_root=args.data_root)
+                       **data_kwargs(args))
     shown = min(len(r.indices), 5)
     for q in range(shown):
         name = f"sample {args.index} of {args.data}" if args.index is not None else f"query {q} of {args.query}"
@@ -266,7 +267,7 @@ def _cmd_interpolate(args) -> int:
 
     out = output_path(args.output, (".png", ".npy"), "interpolations")
     S = interpolate_run(args.run_dir, args.data, args.a, args.b, steps=args.steps, method=args.method,
-                        split=args.split, limit=args.limit, data_root=args.data_root)
+                        **data_kwargs(args))
     if out.suffix.lower() == ".png":
         save_grid(out, S, ncols=len(S))
     else:
@@ -279,7 +280,7 @@ def _cmd_compare_pca(args) -> int:
     from ..run import compare_pca_run
 
     out = output_path(args.output, (".png",), "plots")
-    r = compare_pca_run(args.run_dir, args.data, out, split=args.split, limit=args.limit, data_root=args.data_root)
+    r = compare_pca_run(args.run_dir, args.data, out, **data_kwargs(args))
     print(f"reconstruction MSE per value on {r['n_samples']} samples of {args.data}, {r['latent_dim']}-D code: "
           f"autoencoder {r['autoencoder_mse']:.6g}, PCA ({r['components']} components, fitted on the run's training "
           f"data) {r['pca_mse']:.6g}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["DATA_HELP", "add_data_args", "at_least_two", "count", "finite_float", "fraction",
+__all__ = ["DATA_HELP", "add_data_args", "data_kwargs", "at_least_two", "count", "finite_float", "fraction",
            "nonnegative_float", "positive_int", "threads_arg"]
 
 DATA_HELP = ("a dataset name (digits, mnist, fashion-mnist, binarized-mnist) or a path to a .npy, .npz, .csv file "
@@ -70,3 +70,8 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.add_argument("--split", default="test", choices=("test", "train", "all"),
                    help="which part of a built-in dataset: test (the default), train or all; a file is used whole")
     p.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N samples of DATA")
+
+
+def data_kwargs(args) -> dict:
+    """The data arguments of :func:`add_data_args` as keyword arguments of the ``aekit.run`` commands."""
+    return {"split": args.split, "limit": args.limit, "data_root": args.data_root}

@@ -6,7 +6,7 @@ import json
 import math
 import sys
 
-from .args import add_data_args, positive_int, threads_arg
+from .args import add_data_args, data_kwargs, positive_int, threads_arg
 from .output import output_path, print_metrics, save_array, save_grid
 from .params import UsageError, add_param_flags, catalog, check_applies, fit_settings, param_table, show
 
@@ -139,7 +139,7 @@ def _cmd_encode(args) -> int:
     from ..run import encode_run
 
     out = output_path(args.output, (".npy", ".csv"), "codes")
-    Z = encode_run(args.run_dir, args.data, split=args.split, limit=args.limit, data_root=args.data_root)
+    Z = encode_run(args.run_dir, args.data, **data_kwargs(args))
     save_array(out, Z, column="z")
     print(f"wrote {Z.shape[0]} codes of size {Z.shape[1]} to {out}")
     return 0
