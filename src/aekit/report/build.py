@@ -43,6 +43,7 @@ def build_report(run_dir: str | Path) -> Path:
     if metrics is None:
         raise ValueError(f"{run_dir}: the run has not finished (no metrics.json); resume it first")
     est = load_estimator(run_dir)
+    caps = est.capabilities()  # which sections apply
     history = read_history(run_dir / HISTORY_NAME)
     collapse = _collapse_warnings(metrics)
 
@@ -55,13 +56,13 @@ def build_report(run_dir: str | Path) -> Path:
     else:
         rng = np.random.default_rng(config["seed"])
         sections += [_reconstructions(est, data), _latent(est, data, rng)]
-        if est.capabilities()["generative"]:
+        if caps["generative"]:
             sections.append(_samples(est, data, config["seed"]))
         sections.append(_interpolations(est, data, rng))
-        if "codebook_usage" in metrics:
+        if caps["quantised"]:
             sections.append(_codebook(est, data, metrics))
-    if "kl_per_dim" in metrics:
-        sections.append(_kl(metrics, est.capabilities()["hierarchical"], collapse))
+    if caps["variational"]:
+        sections.append(_kl(metrics, caps["hierarchical"], collapse))
 
     html = render(
         title=f"{config['estimator']} on {_data_name(config)}",

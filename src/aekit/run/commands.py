@@ -308,7 +308,7 @@ def search_run(run_dir: str | Path, data: str | Path, query: str | Path | None =
     else:
         Q, qy, _ = run_samples(est, query, "all", root=data_root)
     idx = LatentIndex(est, metric=metric).fit(X)
-    indices, distances = idx.query(Q, k)
+    distances, indices = idx.query(Q, k)
     return Neighbours(indices, distances, None if y is None else y[indices], qy)
 
 
