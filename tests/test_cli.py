@@ -106,7 +106,12 @@ def test_resume_extends_a_finished_run(vae_run, tmp_path):
     assert [int(r["epoch"]) for r in after] == [1, 2, 3, 4, 5]
     assert after[:3] == before  # continued, not restarted
     assert _json(run / "metrics.json")["epochs_trained"] == 5
-    assert _json(run / "config.json")["params"]["epochs"] == 5
+    config = _json(run / "config.json")
+    assert config["params"]["epochs"] == 5 and config["resumed"] == 1
+    # the training time of all 5 epochs, not of the resumed stretch alone
+    assert config["train_time_s"] == pytest.approx(sum(float(r["time_s"]) for r in after), abs=0.02)
+    assert config["train_time_s"] > sum(float(r["time_s"]) for r in after[3:]) + 0.001
+    assert "(resumed 1 time)" in (run / "report.html").read_text()
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
@@ -187,6 +192,28 @@ def test_list_models(capsys):
     assert cli.main(["list-models"]) == 0
     out = capsys.readouterr().out
     assert {line.split()[0] for line in out.splitlines()} == set(aekit.model_names())
+
+
+def test_list_models_into_a_closed_pipe_and_whole_sentences(tmp_path):
+    exe = shutil.which("aekit")
+    cmd = f"'{exe}' list-models" if exe else f"'{sys.executable}' -m aekit.cli list-models"
+    proc = subprocess.run(f"{cmd} | head -n 1", shell=True, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout.startswith("ae ") and proc.stdout.count("\n") == 1
+    closed = subprocess.run(f"{cmd} | true", shell=True, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stderr == "" and closed.stderr == ""  # no "Broken pipe" error when the reader is gone
+    full = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120, check=True).stdout
+    for line in full.splitlines():
+        assert line.rstrip().endswith((".", ")")), line  # each summary is a whole sentence
+    assert "Denoising autoencoder: trained to map corrupted X back to clean X (Vincent et al. 2008)." in full
+
+
+def test_demo_refuses_an_existing_run_like_fit(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    before = (out / "model.safetensors").read_bytes()
+    assert "already holds a run" in _fail(capsys, ["demo", "--out", str(out), "--epochs", "1", "--quiet"])
+    assert (out / "model.safetensors").read_bytes() == before  # untouched
+    assert cli.main(["demo", "--out", str(out), "--epochs", "1", "--quiet", "--overwrite"]) == 0
 
 
 def test_demo_with_few_epochs(tmp_path, capsys):

@@ -250,6 +250,32 @@ def test_progress_false_prints_nothing(model_factory, digits_train, capsys):
     assert "epoch 2/2" in captured.out + captured.err
 
 
+def test_progress_off_a_terminal_is_plain_lines(model_factory, digits_train, capsys):
+    """Piped or logged output: whole lines, about 20 for a long run, the last epoch always there."""
+    fit(model_factory("ae"), digits_train[0][:64], epochs=45, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln.split()[1] for ln in lines] == [f"{e}/45" for e in (*range(3, 45, 3), 45)]
+    assert all(ln.startswith("epoch ") and "loss=" in ln and "s/epoch" in ln for ln in lines)
+
+
+def test_progress_bar_fits_an_80_column_terminal(model_factory, digits_train):
+    import io
+    import re
+
+    from rich.console import Console
+
+    from aekit.train import _Progress
+
+    buf = io.StringIO()
+    bar = _Progress(100, 0, True, console=Console(file=buf, force_terminal=True, width=80))
+    for epoch in range(10):
+        bar.update({"epoch": epoch + 1, "loss": 123.456, "recon": 100.0, "kl": 23.4, "val_loss": 130.0, "time_s": 0.1})
+    bar.close()
+    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue()).replace("\r", "\n").splitlines()
+    last = [f for f in frames if f.strip()][-1]
+    assert "epoch 10/100" in last and "━" in last and "loss=123.5" in last and len(last) <= 80
+
+
 def test_argument_checks(model_factory, digits_train):
     X = digits_train[0][:64]
     for bad in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"patience": 0}, {"epochs": 2.5}):

@@ -104,7 +104,9 @@ def _facts(config, metrics, run_dir: Path) -> list[tuple[str, str]]:
                  + (f" (first {config['limit']})" if config.get("limit") else "")),
         ("evaluation", f"{metrics['eval_data']}"),
         ("training", (f"{metrics.get('epochs_trained')} epochs, batch {p.get('batch_size')}, lr {p.get('lr')}, "
-                      f"seed {config['seed']}, {config.get('train_time_s', 'n/a')} s")),
+                      f"seed {config['seed']}, {config.get('train_time_s', 'n/a')} s of training in all"
+                      + (f" (resumed {config['resumed']} time{'s' if config['resumed'] > 1 else ''})"
+                         if config.get("resumed") else ""))),
         ("finished", str(config.get("finished", "n/a"))),
         ("versions", ", ".join(f"{k} {val}" for k, val in v.items())),
         ("run folder", str(run_dir.resolve())),
