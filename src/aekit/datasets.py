@@ -56,6 +56,7 @@ import pickle
 import tempfile
 import urllib.request
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -279,9 +280,14 @@ def _parse_idx(data: bytes, source: str) -> np.ndarray:
 def _read_idx(path: Path) -> np.ndarray:
     """Read an IDX file, gzipped or raw (detected from its first bytes, not its name)."""
     data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return _parse_idx(data, str(path))
+    try:
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        return _parse_idx(data, str(path))
+    except (OSError, EOFError, ValueError) as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: not a readable IDX file, it is damaged or truncated ({e})") from None
 
 
 def _idx_sha256(array: np.ndarray) -> str:
@@ -753,12 +759,19 @@ def _load_user(path: Path, split: str) -> Dataset:
             f"{path}: user files have no test split; use split='train' or 'all' "
             f"and hold out data yourself"
         )
-    if path.is_dir():
-        X, y = _load_image_folder(path)
-    elif path.suffix.lower() in _USER_LOADERS:
-        X, y = _USER_LOADERS[path.suffix.lower()](path)
-    else:
+    suffix = path.suffix.lower()
+    if not path.is_dir() and suffix not in _USER_LOADERS:
         raise ValueError(f"{path}: unsupported file type; use .npy, .npz, .csv or an image folder")
+    kind = "a folder of images" if path.is_dir() else f"a {suffix} file"
+    try:
+        X, y = _load_image_folder(path) if path.is_dir() else _USER_LOADERS[suffix](path)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # malformed: empty, truncated, not that format
+        if str(e).startswith(str(path)):
+            raise  # already one of ours, naming the file
+        raise ValueError(f"{path}: cannot be read as {kind}, it is damaged or not that format "
+                         f"({type(e).__name__}: {' '.join(str(e).split())})") from None
+    if len(X) == 0:
+        raise ValueError(f"{path}: holds no samples")
     X = _as_float32(X, str(path))
     if X.ndim == 3:  # (n, h, w) -> (n, 1, h, w)
         X = X[:, None]
