@@ -62,6 +62,7 @@ class RunData:
     image_shape: tuple[int, ...] | None
     eval_split: str  # "test", or "held-out"
     eval_description: str
+    feature_names: tuple[str, ...] | None = None  # a table's column names, when its file has them
 
 
 def load_run_data(data: str | Path = "digits", *, seed: int = 0, limit: int | None = None, root=None) -> RunData:
@@ -92,7 +93,7 @@ def load_run_data(data: str | Path = "digits", *, seed: int = 0, limit: int | No
         split = "held-out"
         description = f"a held-out {HOLDOUT_FRACTION:.0%} of {Path(data).name} (seed {seed})"
     X_tr, y_tr, X_ev, y_ev = (None if a is None else a[:limit] for a in parts)
-    return RunData(X_tr, y_tr, X_ev, y_ev, train.image_shape, split, description)
+    return RunData(X_tr, y_tr, X_ev, y_ev, train.image_shape, split, description, train.feature_names)
 
 
 def versions() -> dict[str, str]:

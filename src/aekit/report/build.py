@@ -47,7 +47,7 @@ def build_report(run_dir: str | Path) -> Path:
     history = read_history(run_dir / HISTORY_NAME)
     collapse = _collapse_warnings(metrics)
 
-    sections = [_training(history)]
+    sections = [_training(history, _loss_unit(est))]
     try:
         data = load_run_data(config["data"], seed=config["seed"], limit=config["limit"], root=config.get("data_root"))
     except (OSError, ValueError) as e:
@@ -56,9 +56,10 @@ def build_report(run_dir: str | Path) -> Path:
     else:
         rng = np.random.default_rng(config["seed"])
         sections += [_reconstructions(est, data), _latent(est, data, rng)]
-        if caps["generative"]:
-            sections.append(_samples(est, data, config["seed"]))
-        sections.append(_interpolations(est, data, rng))
+        if data.image_shape is not None:  # pictures of samples and paths mean something for images only
+            if caps["generative"]:
+                sections.append(_samples(est, data, config["seed"]))
+            sections.append(_interpolations(est, data, rng))
         if caps["quantised"]:
             sections.append(_codebook(est, data, metrics))
     if caps["variational"]:
@@ -141,15 +142,26 @@ def _one_line(e: BaseException) -> str:
 # -- sections ----------------------------------------------------------------------------------
 
 
-def _training(history) -> Section:
+def _loss_unit(est) -> str:
+    """What the loss and its parts are measured in: nats for likelihoods, else squared error."""
+    if est.capabilities()["variational"] or est.model_.config.probability_setting() is not None:
+        return "nats per sample"
+    scaled = ", standardized" if getattr(est, "mean_", None) is not None else ""
+    return f"squared error per sample{scaled}"
+
+
+def _training(history, unit: str) -> Section:
     if not history:
         return Section("training", "Training curves", text="No epochs were recorded.")
     has_val = any(k.startswith("val_") for k in history[0])
     return Section(
         "training", "Training curves",
-        text="The loss and each of its parts per epoch, on the training data"
-             + (" (solid) and the validation part held out from it (dashed)." if has_val else "."),
-        figure=Figure("training_curves", figures.training_curves(history), "training curves"),
+        text=f"The loss and each of its parts per epoch ({unit}, summed over features, averaged over the epoch's "
+             "samples), on the training data"
+             + (" (solid) and the validation part held out from it (dashed)." if has_val else ".")
+             + " When the first epochs would dwarf the rest, a panel's y axis is fitted to the later ones and "
+               "says how many epochs lie above it.",
+        figure=Figure("training_curves", figures.training_curves(history, unit), "training curves"),
     )
 
 
@@ -177,10 +189,19 @@ def _reconstructions(est, data: RunData) -> Section:
     Xs = np.asarray(X[idx], dtype=np.float32)
     R = _call(est.reconstruct, Xs, None if y is None else _labels_for(est, y[idx]))
     if data.image_shape is None:
-        text = (f"Tabular data: features of each sample, original and reconstructed (the model's deterministic "
-                f"reconstruction), from {data.eval_description}.")
+        X_all = np.asarray(X, dtype=np.float32)
+        R_all = _call(est.reconstruct, X_all, _labels_for(est, y))
+        text = (f"Tabular data from {data.eval_description}, each feature standardized by its mean and standard "
+                "deviation there, so that features of any scale share one axis: the root-mean-squared "
+                "reconstruction error of each feature (top), then samples' features, original and reconstructed "
+                "(the model's deterministic reconstruction).")
+        names = data.feature_names or tuple(f"feature {i}" for i in range(X_all[0].size))
+        rmse = figures.standardized_rmse(X_all, R_all)
+        worst = np.argsort(-rmse, kind="stable")[:3]
+        text += " Largest errors: " + ", ".join(f"{names[i]} {rmse[i]:.2f}" for i in worst) + " (std units)."
+        png = figures.feature_reconstructions(X_all, R_all, names)
         return Section("reconstructions", "Reconstructions", text=text,
-                       figure=Figure("reconstructions", figures.feature_reconstructions(Xs, R), "reconstructions"))
+                       figure=Figure("reconstructions", png, "reconstruction error per feature and sample profiles"))
     text = (f"Evaluation samples (top) and the model's deterministic reconstruction of each (bottom), "
             f"from {data.eval_description}.")
     png = figures.image_rows([Xs, R], ["original", "reconstruction"], data.image_shape, tile=0.7)
@@ -217,8 +238,6 @@ def _latent(est, data: RunData, rng) -> Section:
 def _samples(est, data: RunData, seed: int) -> Section:
     from ..apps import sample_grid
 
-    if data.image_shape is None:
-        return Section("samples", "Samples", text="Samples are drawn only for image data.")
     if est.capabilities()["conditional"]:
         classes = est.classes_[:10]
         S = sample_grid(est, 10, y=classes, random_state=seed)
@@ -253,8 +272,6 @@ def _pairs(y: np.ndarray, n: int, conditional: bool, rng) -> list[tuple[int, int
 def _interpolations(est, data: RunData, rng) -> Section:
     from ..apps import interpolate
 
-    if data.image_shape is None:
-        return Section("interpolations", "Interpolations", text="Interpolations are drawn only for image data.")
     X, y = data.X_eval, data.y_eval
     cond = est.capabilities()["conditional"]
     if y is None:
