@@ -68,7 +68,7 @@ def print_metrics(m: dict, *, indent: str = "  ") -> None:
 
     rows = metric_rows(m)
     width = max(len(r.key) for r in rows)
-    value_width = max(len(r.value) for r in rows)
+    value_width = max((len(r.value) for r in rows if len(r.value) <= 24), default=0)  # long lists don't set it
     for r in rows:
         print(f"{indent}{r.key:<{width}}  {r.value:<{value_width}}  {r.unit}")
     if m.get("inactive_dims"):
