@@ -281,3 +281,56 @@ def test_argument_checks(model_factory, digits_train):
     for bad in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"patience": 0}, {"epochs": 2.5}):
         with pytest.raises(ValueError):
             fit(model_factory("ae"), X, **bad)
+
+
+# --- threads on a shared machine (aekit._threads) -----------------------------------------------
+
+
+def test_training_uses_the_chosen_threads_and_restores_torch_setting(model_factory, digits_train, monkeypatch):
+    seen = []
+    before = torch.get_num_threads()
+    fit(model_factory("ae"), digits_train[0][:64], epochs=2, threads=2, callbacks=(lambda e, r: seen.append(torch.get_num_threads()),))
+    assert seen == [2, 2] and torch.get_num_threads() == before
+    monkeypatch.setenv("AEKIT_THREADS", "2")
+    seen.clear()
+    fit(model_factory("ae"), digits_train[0][:64], epochs=1, callbacks=(lambda e, r: seen.append(torch.get_num_threads()),))
+    assert seen == [2]  # the environment's choice wins over aekit's
+    monkeypatch.setenv("AEKIT_THREADS", "zero")
+    with pytest.raises(ValueError, match="AEKIT_THREADS"):
+        fit(model_factory("ae"), digits_train[0][:64], epochs=1)
+
+
+def test_default_threads_small_models_get_one_and_busy_cores_are_left_alone(monkeypatch):
+    from aekit import _threads
+
+    monkeypatch.delenv("AEKIT_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_cores", lambda: 4)
+    assert _threads.default_threads(10_000) == 1  # small: one thread, whatever the machine
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert _threads.default_threads(5_000_000) == 4  # idle machine: every core
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert _threads.default_threads(5_000_000) == 1  # ~3 cores busy elsewhere
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert _threads.default_threads(5_000_000) == 1  # never below one
+
+
+def test_estimator_threads_parameter_reaches_training(digits_train):
+    import aekit
+
+    seen = []
+    X = digits_train[0][:100].reshape(100, 64).numpy()
+    aekit.AutoEncoder(epochs=1, threads=2, random_state=0).fit(X, callbacks=(lambda e, r: seen.append(torch.get_num_threads()),))
+    assert seen == [2]
+
+
+def test_import_aekit_sets_a_passive_openmp_wait_policy_before_torch_loads():
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.pop('OMP_WAIT_POLICY', None); import aekit, torch; "
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "PASSIVE"
+    code = "import os; os.environ['OMP_WAIT_POLICY'] = 'ACTIVE'; import aekit; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "ACTIVE"  # a user's own setting is kept
