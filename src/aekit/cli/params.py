@@ -122,6 +122,7 @@ class FlagParam:
 
     param: Param  # as the first family that has it declares it (name, kinds, help)
     defaults: dict[str, Any] = field(default_factory=dict)  # family -> default
+    helps: dict[str, str] = field(default_factory=dict)  # family -> help, where families describe it apart
 
     @property
     def name(self) -> str:
@@ -138,7 +139,9 @@ def param_table() -> dict[str, FlagParam]:
     for family, info in catalog()["families"].items():
         for d in info["params"]:
             p = Param.from_dict(d)
-            table.setdefault(p.name, FlagParam(p)).defaults[family] = p.default
+            entry = table.setdefault(p.name, FlagParam(p))
+            entry.defaults[family] = p.default
+            entry.helps[family] = p.help
     return table
 
 
@@ -194,7 +197,16 @@ def _flag_help(p: FlagParam, n_families: int) -> str:
     usual = max(counts, key=counts.get)
     default = f"default: {usual}" + "".join(f"; {m}: {v}" for m, v in values.items() if v != usual)
     families = "" if len(values) == n_families else f" [{', '.join(values)}]"
-    text = f"{p.param.help} ({default}){families}" if p.param.help else f"({default}){families}"
+    helps = dict.fromkeys(h for h in p.helps.values() if h)
+    if len(helps) > 1:  # one name, different meanings per family: say each
+        by_help: dict[str, list[str]] = {}
+        for fam, h in p.helps.items():
+            by_help.setdefault(h, []).append(fam)
+        help_text = "; ".join(f"{', '.join(fams)}: {h}" for h, fams in by_help.items())
+        families = ""
+    else:
+        help_text = next(iter(helps), "")
+    text = f"{help_text} ({default}){families}" if help_text else f"({default}){families}"
     return text.replace("%", "%%")
 
 
