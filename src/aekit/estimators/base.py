@@ -28,6 +28,7 @@ from .._registry import get_model_class, model_names
 from .._utils import atomic_write_bytes, resolve_device, seeded
 from .._version import __version__
 from ..checkpoint import check_version, model_from_file, model_metadata, read_safetensors
+from ..export import DEFAULT_OPSET, export_onnx
 from ..models.base import SharedNoise
 from ..train import train
 
@@ -281,6 +282,51 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         )
         self.model_.eval()
         return self
+
+    def to_onnx(self, path, *, opset: int = DEFAULT_OPSET):
+        """Write the encoder and the decoder as ONNX graphs, for inference without PyTorch.
+
+        The encoder takes raw data as ``fit`` took it (the standardization is folded in) and
+        gives the code ``transform`` gives; the decoder maps a code back to data, as
+        ``inverse_transform`` does. Inputs and outputs by name (the batch axis is dynamic):
+
+        - encoder: ``x`` (batch, *input_shape) float32 -> ``z`` (batch, latent_dim) float32;
+          variational families also give ``z_logvar`` (the posterior's log-variance; ``z`` is
+          its mean), quantised ones ``indices`` (batch, n_positions) int64.
+        - decoder: ``z`` (batch, latent_dim) float32, or ``indices`` for quantised families ->
+          ``x`` (batch, *input_shape) float32.
+        - conditional families take a second input ``y`` (batch,) int64 in both graphs: the
+          index of each label in ``classes_`` (also stored in the files' metadata).
+
+        Needs ``pip install aekit[onnx]`` (onnx; onnxruntime to run the graphs).
+
+        Parameters
+        ----------
+        path : str or Path
+            A folder (created) for ``encoder.onnx`` and ``decoder.onnx``, or ``NAME.onnx`` for
+            ``NAME.encoder.onnx`` and ``NAME.decoder.onnx``.
+        opset : int, default=17
+            ONNX opset version, 13 to 20.
+
+        Returns
+        -------
+        OnnxFiles
+            ``(encoder, decoder, opset)``: the paths written and the opset.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, onnxruntime as ort
+        >>> from aekit import AutoEncoder, load_dataset
+        >>> X = load_dataset("digits").X[:300]
+        >>> ae = AutoEncoder(latent_dim=4, hidden_dims=(32,), epochs=2, random_state=0).fit(X)
+        >>> files = ae.to_onnx(tempfile.mkdtemp())
+        >>> encoder = ort.InferenceSession(str(files.encoder), providers=["CPUExecutionProvider"])
+        >>> z = encoder.run(["z"], {"x": X[:5]})[0]
+        >>> z.shape, bool(np.allclose(z, ae.transform(X[:5]), atol=1e-5))
+        ((5, 4), True)
+        """
+        check_is_fitted(self)
+        return export_onnx(self, path, opset=opset)
 
     @property
     def _n_features_out(self) -> int:
