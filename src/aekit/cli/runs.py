@@ -36,6 +36,11 @@ def add_commands(sub, *, with_params: bool) -> None:
     fit.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     threads_arg(fit)
     fit.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    fit.add_argument("--tensorboard", action="store_true", default=None,
+                     help="also write TensorBoard event files to RUN_DIR/tensorboard every epoch: losses and their "
+                          "parts (train and validation), learning rate, KL per dimension (VAEs), reconstructions and "
+                          "samples (images); view with `tensorboard --logdir RUN_DIR/tensorboard`. Needs "
+                          "pip install aekit[tensorboard]")
     if with_params:
         add_param_flags(fit, param_table())
     fit.set_defaults(func=_cmd_fit)
@@ -119,6 +124,7 @@ def _cmd_fit(args) -> int:
         result = runlib.fit_run(
             out, model, run.get("data", "digits"), params, seed=run.get("seed", 0), limit=run.get("limit"),
             overwrite=args.overwrite, progress=progress, threads=run.get("threads"), data_root=run.get("data_root"),
+            tensorboard=bool(run.get("tensorboard")),
         )
     _summary(result, args.quiet)
     return 0
@@ -139,6 +145,8 @@ def _summary(result, quiet: bool) -> None:
         print(f"metrics on {result.metrics['eval_data']}:")
         print_metrics(result.metrics)
         print(f"run folder: {result.run_dir}")
+        if result.tensorboard is not None:
+            print(f"tensorboard: tensorboard --logdir {result.tensorboard}")
     print(f"report: {result.report.resolve().as_uri()}")
 
 

@@ -260,11 +260,14 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return None
 
     # -- scikit-learn API --------------------------------------------------------------
-    def fit(self, X, y=None, *, checkpoint_dir=None, resume=False, callbacks=()):
+    def fit(self, X, y=None, *, checkpoint_dir=None, resume=False, callbacks=(), log_dir=None):
         """Train the autoencoder on X (n_samples, n_features) or images (n, h, w) / (n, c, h, w).
 
         ``checkpoint_dir``, ``resume`` and ``callbacks`` go to :func:`aekit.train.train`: write
         ``checkpoint.safetensors`` there every epoch, continue from it, call f(epoch, record).
+        ``log_dir``: write TensorBoard event files there every epoch (losses, learning rate, KL
+        per dimension, image grids; :class:`aekit.tensorboard.TensorBoardLogger`, which needs
+        ``pip install aekit[tensorboard]``).
         """
         X = self._validate_X(X, reset=True)
         labels = self._fit_labels(y, X)
@@ -275,13 +278,35 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         with seeded(self.seed_):
             self.model_ = cls(config)
         p = self.get_params()
-        self.history_ = train(
-            self.model_, self._to_model(X), labels,
-            **{k: p[k] for k in TRAIN_PARAMS}, seed=self.seed_, device=resolve_device(self.device),
-            progress=bool(self.verbose), checkpoint_dir=checkpoint_dir, resume=resume, callbacks=tuple(callbacks),
-        )
+        logger = None if log_dir is None else self._tensorboard_logger(log_dir, X, labels)
+        try:
+            self.history_ = train(
+                self.model_, self._to_model(X), labels,
+                **{k: p[k] for k in TRAIN_PARAMS}, seed=self.seed_, device=resolve_device(self.device),
+                progress=bool(self.verbose), checkpoint_dir=checkpoint_dir, resume=resume,
+                callbacks=tuple(callbacks) + (() if logger is None else (logger,)),
+            )
+        finally:
+            if logger is not None:
+                logger.close()
         self.model_.eval()
         return self
+
+    def _tensorboard_logger(self, log_dir, X: np.ndarray, labels):
+        """A TensorBoard callback over a seeded random batch of the training data, shown in X's units."""
+        from ..tensorboard import TensorBoardLogger
+
+        n = min(len(X), TensorBoardLogger.batch_size)
+        rows = np.sort(np.random.default_rng(self.seed_).choice(len(X), n, replace=False))
+        shape = self._model_shape()
+        shift = None if self.mean_ is None else torch.as_tensor(self.mean_).reshape(shape)
+        scale = None if self.scale_ is None else torch.as_tensor(self.scale_).reshape(shape)
+
+        def to_data(t: torch.Tensor) -> torch.Tensor:  # (B, *model_shape), standardized -> X's units
+            return t if shift is None else t * scale.to(t.device) + shift.to(t.device)
+
+        return TensorBoardLogger(log_dir, self.model_, self._to_model(X[rows]),
+                                 None if labels is None else labels[rows], to_data=to_data, seed=self.seed_)
 
     def to_onnx(self, path, *, opset: int = DEFAULT_OPSET):
         """Write the encoder and the decoder as ONNX graphs, for inference without PyTorch.
