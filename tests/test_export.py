@@ -134,6 +134,7 @@ def test_names_shapes_metadata_and_opset(digits, tmp_path):
     lines = files.describe()
     assert lines[0].endswith("x (batch, 1, 8, 8) float32, y (batch,) int64 -> z (batch, 3) float32, z_logvar (batch, 3) float32")
     assert lines[1].endswith("z (batch, 3) float32, y (batch,) int64 -> x (batch, 1, 8, 8) float32")
+    assert lines[2] == 'y is the index of the label in the classes ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]'
 
 
 def test_bad_arguments(digits, tmp_path):

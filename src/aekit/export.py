@@ -64,8 +64,13 @@ class OnnxFiles(NamedTuple):
     opset: int
 
     def describe(self) -> list[str]:
-        """One line per graph: ``path: x (batch, 64) float32 -> z (batch, 4) float32``."""
-        return [f"{path}: {graph_signature(path)}" for path in (self.encoder, self.decoder)]
+        """One line per graph, ``path: x (batch, 64) float32 -> z (batch, 4) float32``, and for a
+        conditional model a line naming the classes that the label input ``y`` indexes."""
+        lines = [f"{path}: {graph_signature(path)}" for path in (self.encoder, self.decoder)]
+        meta = {p.key: p.value for p in require_onnx().load(str(self.encoder), load_external_data=False).metadata_props}
+        if "classes" in meta:
+            lines.append(f"y is the index of the label in the classes {meta['classes']}")
+        return lines
 
 
 def graph_signature(path) -> str:
@@ -117,24 +122,27 @@ _DOCS = {
 }
 
 
-class _Encoder(nn.Module):
-    """Raw data [+ class index] -> code (and log-variance / indices, as the capabilities say)."""
+class _Standardized(nn.Module):
+    """A model with the estimator's standardization (per-feature mean and scale, or none) as buffers."""
 
     def __init__(self, model, mean, scale):
         super().__init__()
         self.model = model
-        self.model_shape = tuple(model.config.input_shape)
         self.standardize = mean is not None
         if self.standardize:
-            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))  # (*input_shape)
             self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+
+class _Encoder(_Standardized):
+    """Raw data [+ class index] -> code (and log-variance / indices, as the capabilities say)."""
 
     def forward(self, x, *label):
         y = label[0] if label else None  # (B,) int64
         if self.standardize:
             x = (x - self.mean) / self.scale  # (B, *input_shape)
-        x = x.reshape(-1, *self.model_shape)  # (B, *model_shape)
         m = self.model
+        x = x.reshape(-1, *m.config.input_shape)  # (B, *model_shape)
         if m.variational:
             mu, logvar = m.posterior(x, y)  # (B, K) each
             out = [mu, logvar]
@@ -145,20 +153,15 @@ class _Encoder(nn.Module):
         return tuple(out)
 
 
-class _Decoder(nn.Module):
+class _Decoder(_Standardized):
     """Code (or codebook indices) [+ class index] -> data in the estimator's layout and units."""
 
-    def __init__(self, model, input_shape, mean, scale):
-        super().__init__()
-        self.model = model
+    def __init__(self, model, mean, scale, input_shape):
+        super().__init__(model, mean, scale)
         self.input_shape = tuple(input_shape)
-        self.standardize = mean is not None
-        if self.standardize:
-            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-            self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
 
     def forward(self, code, *label):
-        y = label[0] if label else None
+        y = label[0] if label else None  # (B,) int64
         m = self.model
         x = m.decode_indices(code) if m.quantised else m.decode(code, y)  # (B, *model_shape)
         x = x.reshape(-1, *self.input_shape)  # (B, *input_shape)
@@ -223,7 +226,7 @@ def export_onnx(estimator, path, *, opset: int = DEFAULT_OPSET) -> OnnxFiles:
     }
     if caps["conditional"]:
         meta["classes"] = json.dumps(np.asarray(estimator.classes_).tolist())
-    decoder = _Decoder(model, input_shape, mean, scale)
+    decoder = _Decoder(model, mean, scale, input_shape)
     with torch.no_grad():
         dec_out = decoder(code, *label)
     graphs = (("encoder", encoder, (x, *label), enc_out, enc_path),
