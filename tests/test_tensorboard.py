@@ -163,3 +163,17 @@ def test_cli_fit_tensorboard_and_resume(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["fit", "--help"])
     assert "--tensorboard" in capsys.readouterr().out
+
+
+def test_config_file_turns_it_on(tmp_path):
+    from aekit.cli.params import fit_settings, param_table
+
+    (tmp_path / "run.toml").write_text("model = 'vae'\ntensorboard = true\n")
+    args = cli.build_parser().parse_args(["fit", "--config", str(tmp_path / "run.toml")])
+    run, _ = fit_settings(args, param_table())
+    assert run["tensorboard"] is True
+    args = cli.build_parser().parse_args(["fit", "--config", str(tmp_path / "run.toml"), "--tensorboard"])
+    assert fit_settings(args, param_table())[0]["tensorboard"] is True
+    (tmp_path / "off.toml").write_text("model = 'vae'\n")
+    args = cli.build_parser().parse_args(["fit", "--config", str(tmp_path / "off.toml")])
+    assert "tensorboard" not in fit_settings(args, param_table())[0]
