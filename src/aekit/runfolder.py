@@ -13,7 +13,9 @@ A run folder holds
 - ``metrics.json``: evaluation on the dataset's test split, or on a held-out part of user data;
 - ``report.html``: the page built by :func:`aekit.report.build_report`;
 - ``evaluation.json``: written by :func:`aekit.run.evaluate_run` (``aekit evaluate``);
-- ``codec-<bits>bit-<model hash>.npz``: the codec tables of :func:`aekit.run.run_codec`.
+- ``codec-<bits>bit-<model hash>.npz``: the codec tables of :func:`aekit.run.run_codec`;
+- ``tensorboard/``: TensorBoard event files (``train/``, ``validation/``), when the run was
+  fitted with ``aekit fit --tensorboard``.
 
 This module only reads and writes; the commands that train into a run folder or use its model
 are in :mod:`aekit.run`.
@@ -40,13 +42,14 @@ from .train import CHECKPOINT_NAME
 
 __all__ = [
     "CHECKPOINT_NAME", "CONFIG_NAME", "EVALUATION_NAME", "HISTORY_NAME", "HOLDOUT_FRACTION", "METRICS_NAME",
-    "MODEL_NAME", "REPORT_NAME", "DEFAULT_SPLIT", "RunData", "RunWriter", "checkpoint_history", "data_source", "in_range",
+    "MODEL_NAME", "REPORT_NAME", "TENSORBOARD_NAME", "DEFAULT_SPLIT", "RunData", "RunWriter", "checkpoint_history", "data_source", "in_range",
     "load_estimator", "load_run_data", "read_history", "read_run", "run_samples", "training_samples", "versions",
     "write_history", "write_json",
 ]
 
 CONFIG_NAME, HISTORY_NAME, MODEL_NAME = "config.json", "history.csv", "model.safetensors"
 METRICS_NAME, REPORT_NAME, EVALUATION_NAME = "metrics.json", "report.html", "evaluation.json"
+TENSORBOARD_NAME = "tensorboard"  # folder of TensorBoard event files (aekit fit --tensorboard)
 HOLDOUT_FRACTION = 0.2  # of user data without a test split, kept for evaluation
 DEFAULT_SPLIT = "test"  # what every command over a run's model reads by default
 

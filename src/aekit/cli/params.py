@@ -23,7 +23,7 @@ from .._config import Param
 __all__ = ["FlagParam", "UsageError", "add_param_flags", "catalog", "check_applies", "fit_settings", "param_table",
            "parse_value", "read_toml", "show"]
 
-RUN_KEYS = ("model", "data", "data_root", "seed", "limit", "out", "threads")  # besides estimator params in --config
+RUN_KEYS = ("model", "data", "data_root", "seed", "limit", "out", "threads", "tensorboard")  # besides estimator params in --config
 _NOT_FLAGS = ("verbose", "threads")  # set by --quiet and the run-level --threads
 
 
@@ -288,7 +288,7 @@ def fit_settings(args, table: dict[str, FlagParam]) -> tuple[dict[str, Any], dic
     params: dict[str, Any] = {}
     if args.config:
         run, params = _config_settings(args.config, table)
-    for key in ("model", "data", "data_root", "limit", "out", "threads"):
+    for key in ("model", "data", "data_root", "limit", "out", "threads", "tensorboard"):
         if getattr(args, key, None) is not None:
             run[key] = getattr(args, key)
     for name in table:

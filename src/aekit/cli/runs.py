@@ -1,4 +1,4 @@
-"""Commands that make and read run folders: fit, demo, report, info, list-models, encode, generate."""
+"""Commands that make and read run folders: fit, demo, report, info, list-models, encode, generate, export."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def add_commands(sub, *, with_params: bool) -> None:
     fit.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     threads_arg(fit)
     fit.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    fit.add_argument("--tensorboard", action="store_true", default=None,
+                     help="also write TensorBoard event files to RUN_DIR/tensorboard every epoch: losses and their "
+                          "parts (train and validation), learning rate, KL per dimension (VAEs), reconstructions and "
+                          "samples (images); view with `tensorboard --logdir RUN_DIR/tensorboard`. Needs "
+                          "pip install aekit[tensorboard]")
     if with_params:
         add_param_flags(fit, param_table())
     fit.set_defaults(func=_cmd_fit)
@@ -72,6 +77,20 @@ def add_commands(sub, *, with_params: bool) -> None:
     threads_arg(gen)
     gen.set_defaults(func=_cmd_generate)
 
+    exp = sub.add_parser(
+        "export", help="write a run's model as ONNX graphs (encoder.onnx, decoder.onnx)",
+        description="Write a run's encoder and decoder as ONNX graphs, to run without PyTorch (onnxruntime). The "
+                    "encoder takes raw data in the run's layout and units (standardization folded in) and gives the "
+                    "code z (and z_logvar for VAEs, indices for VQ-VAE); the decoder maps z (VQ-VAE: indices) back "
+                    "to data. Conditional models take a label index y (int64) in both. The batch axis is dynamic. "
+                    "Needs pip install aekit[onnx].",
+    )
+    exp.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (written by aekit fit)")
+    exp.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default: onnx)")
+    exp.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write encoder.onnx and decoder.onnx into")
+    exp.add_argument("--opset", type=positive_int, metavar="N", help="ONNX opset version, 13 to 20 (default: 17)")
+    exp.set_defaults(func=_cmd_export)
+
     info = sub.add_parser("info", help="print a run's settings and final metrics")
     info.add_argument("run_dir", metavar="RUN_DIR")
     info.add_argument("--json", action="store_true", help="print config and metrics as JSON")
@@ -105,6 +124,7 @@ def _cmd_fit(args) -> int:
         result = runlib.fit_run(
             out, model, run.get("data", "digits"), params, seed=run.get("seed", 0), limit=run.get("limit"),
             overwrite=args.overwrite, progress=progress, threads=run.get("threads"), data_root=run.get("data_root"),
+            tensorboard=bool(run.get("tensorboard")),
         )
     _summary(result, args.quiet)
     return 0
@@ -125,6 +145,8 @@ def _summary(result, quiet: bool) -> None:
         print(f"metrics on {result.metrics['eval_data']}:")
         print_metrics(result.metrics)
         print(f"run folder: {result.run_dir}")
+        if result.tensorboard is not None:
+            print(f"tensorboard: tensorboard --logdir {result.tensorboard}")
     print(f"report: {result.report.resolve().as_uri()}")
 
 
@@ -161,6 +183,16 @@ def _cmd_generate(args) -> int:
     else:
         save_grid(out, S, ncols=args.n if len(S) > args.n else math.ceil(math.sqrt(len(S))))
     print(f"wrote {len(S)} samples to {out}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from ..run import export_run
+
+    files = export_run(args.run_dir, args.output, format=args.format, opset=args.opset)
+    for line in files.describe():
+        print(f"wrote {line}")
+    print(f"opset {files.opset}; run them with onnxruntime (pip install onnxruntime)")
     return 0
 
 

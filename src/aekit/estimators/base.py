@@ -28,6 +28,7 @@ from .._registry import get_model_class, model_names
 from .._utils import atomic_write_bytes, resolve_device, seeded
 from .._version import __version__
 from ..checkpoint import check_version, model_from_file, model_metadata, read_safetensors
+from ..export import DEFAULT_OPSET, export_onnx
 from ..models.base import SharedNoise
 from ..train import train
 
@@ -259,11 +260,14 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return None
 
     # -- scikit-learn API --------------------------------------------------------------
-    def fit(self, X, y=None, *, checkpoint_dir=None, resume=False, callbacks=()):
+    def fit(self, X, y=None, *, checkpoint_dir=None, resume=False, callbacks=(), log_dir=None):
         """Train the autoencoder on X (n_samples, n_features) or images (n, h, w) / (n, c, h, w).
 
         ``checkpoint_dir``, ``resume`` and ``callbacks`` go to :func:`aekit.train.train`: write
         ``checkpoint.safetensors`` there every epoch, continue from it, call f(epoch, record).
+        ``log_dir``: write TensorBoard event files there every epoch (losses, learning rate, KL
+        per dimension, image grids; :class:`aekit.tensorboard.TensorBoardLogger`, which needs
+        ``pip install aekit[tensorboard]``).
         """
         X = self._validate_X(X, reset=True)
         labels = self._fit_labels(y, X)
@@ -274,13 +278,80 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         with seeded(self.seed_):
             self.model_ = cls(config)
         p = self.get_params()
-        self.history_ = train(
-            self.model_, self._to_model(X), labels,
-            **{k: p[k] for k in TRAIN_PARAMS}, seed=self.seed_, device=resolve_device(self.device),
-            progress=bool(self.verbose), checkpoint_dir=checkpoint_dir, resume=resume, callbacks=tuple(callbacks),
-        )
+        logger = None if log_dir is None else self._tensorboard_logger(log_dir, X, labels)
+        try:
+            self.history_ = train(
+                self.model_, self._to_model(X), labels,
+                **{k: p[k] for k in TRAIN_PARAMS}, seed=self.seed_, device=resolve_device(self.device),
+                progress=bool(self.verbose), checkpoint_dir=checkpoint_dir, resume=resume,
+                callbacks=tuple(callbacks) + (() if logger is None else (logger,)),
+            )
+        finally:
+            if logger is not None:
+                logger.close()
         self.model_.eval()
         return self
+
+    def _tensorboard_logger(self, log_dir, X: np.ndarray, labels):
+        """A TensorBoard callback over a seeded random batch of the training data, shown in X's units."""
+        from ..tensorboard import TensorBoardLogger
+
+        n = min(len(X), TensorBoardLogger.batch_size)
+        rows = np.sort(np.random.default_rng(self.seed_).choice(len(X), n, replace=False))
+        shape = self._model_shape()
+        shift = None if self.mean_ is None else torch.as_tensor(self.mean_).reshape(shape)
+        scale = None if self.scale_ is None else torch.as_tensor(self.scale_).reshape(shape)
+
+        def to_data(t: torch.Tensor) -> torch.Tensor:  # (B, *model_shape), standardized -> X's units
+            return t if shift is None else t * scale.to(t.device) + shift.to(t.device)
+
+        return TensorBoardLogger(log_dir, self.model_, self._to_model(X[rows]),
+                                 None if labels is None else labels[rows], to_data=to_data, seed=self.seed_)
+
+    def to_onnx(self, path, *, opset: int = DEFAULT_OPSET):
+        """Write the encoder and the decoder as ONNX graphs, for inference without PyTorch.
+
+        The encoder takes raw data as ``fit`` took it (the standardization is folded in) and
+        gives the code ``transform`` gives; the decoder maps a code back to data, as
+        ``inverse_transform`` does. Inputs and outputs by name (the batch axis is dynamic):
+
+        - encoder: ``x`` (batch, *input_shape) float32 -> ``z`` (batch, latent_dim) float32;
+          variational families also give ``z_logvar`` (the posterior's log-variance; ``z`` is
+          its mean), quantised ones ``indices`` (batch, n_positions) int64.
+        - decoder: ``z`` (batch, latent_dim) float32, or ``indices`` for quantised families ->
+          ``x`` (batch, *input_shape) float32.
+        - conditional families take a second input ``y`` (batch,) int64 in both graphs: the
+          index of each label in ``classes_`` (also stored in the files' metadata).
+
+        Needs ``pip install aekit[onnx]`` (onnx; onnxruntime to run the graphs).
+
+        Parameters
+        ----------
+        path : str or Path
+            A folder (created) for ``encoder.onnx`` and ``decoder.onnx``, or ``NAME.onnx`` for
+            ``NAME.encoder.onnx`` and ``NAME.decoder.onnx``.
+        opset : int, default=17
+            ONNX opset version, 13 to 20.
+
+        Returns
+        -------
+        OnnxFiles
+            ``(encoder, decoder, opset)``: the paths written and the opset.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, onnxruntime as ort
+        >>> from aekit import AutoEncoder, load_dataset
+        >>> X = load_dataset("digits").X[:300]
+        >>> ae = AutoEncoder(latent_dim=4, hidden_dims=(32,), epochs=2, random_state=0).fit(X)
+        >>> files = ae.to_onnx(tempfile.mkdtemp())
+        >>> encoder = ort.InferenceSession(str(files.encoder), providers=["CPUExecutionProvider"])
+        >>> z = encoder.run(["z"], {"x": X[:5]})[0]
+        >>> z.shape, bool(np.allclose(z, ae.transform(X[:5]), atol=1e-5))
+        ((5, 4), True)
+        """
+        check_is_fitted(self)
+        return export_onnx(self, path, opset=opset)
 
     @property
     def _n_features_out(self) -> int:

@@ -17,6 +17,7 @@ from .commands import (
     detect_run,
     encode_run,
     evaluate_run,
+    export_run,
     generate_run,
     impute_run,
     interpolate_run,
@@ -28,6 +29,6 @@ from .fitting import DEMO_PARAMS, Run, demo, fit_run, resume_run
 __all__ = [
     "DEMO_PARAMS", "Compressed", "Denoised", "Detection", "Imputed", "Neighbours", "Run", "RunData",
     "compare_pca_run", "compress_run", "decompress_run", "demo", "denoise_run", "detect_run", "encode_run",
-    "evaluate_run", "fit_run", "generate_run", "impute_run", "interpolate_run", "load_run_data", "read_run",
+    "evaluate_run", "export_run", "fit_run", "generate_run", "impute_run", "interpolate_run", "load_run_data", "read_run",
     "resume_run", "run_codec", "search_run",
 ]

@@ -2,7 +2,8 @@
 where ``data`` is a dataset name or path and ``split`` defaults to "test" (a user file: all of
 it): :func:`encode_run`, :func:`generate_run`, :func:`evaluate_run`, :func:`denoise_run`,
 :func:`detect_run`, :func:`impute_run`, :func:`run_codec` / :func:`compress_run` /
-:func:`decompress_run`, :func:`search_run`, :func:`interpolate_run` and :func:`compare_pca_run`."""
+:func:`decompress_run`, :func:`search_run`, :func:`interpolate_run`, :func:`compare_pca_run` and
+:func:`export_run`."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from ..runfolder import (
 
 __all__ = [
     "Compressed", "Denoised", "Detection", "Imputed", "Neighbours", "compare_pca_run", "compress_run",
-    "decompress_run", "denoise_run", "detect_run", "encode_run", "evaluate_run", "generate_run", "impute_run",
-    "interpolate_run", "run_codec", "search_run",
+    "decompress_run", "denoise_run", "detect_run", "encode_run", "evaluate_run", "export_run", "generate_run",
+    "impute_run", "interpolate_run", "run_codec", "search_run",
 ]
 
 
@@ -361,3 +362,14 @@ def compare_pca_run(run_dir: str | Path, data: str | Path, path: str | Path, *, 
     title = f"{type(est).__name__} ({latent_dim}-D code) vs PCA on {Path(str(data)).name}"
     compare_pca(est, X, np.zeros(len(X)) if y is None else y, path, title=title)
     return result
+
+
+def export_run(run_dir: str | Path, output: str | Path, *, format: str = "onnx", opset: int | None = None):
+    """Write a run's model for inference elsewhere: ``format="onnx"`` writes ``encoder.onnx`` and
+    ``decoder.onnx`` into the folder ``output`` (the estimator's ``to_onnx``: raw data in, codes
+    out, and back; ``opset`` defaults to :data:`aekit.export.DEFAULT_OPSET`). Returns
+    :class:`aekit.export.OnnxFiles`."""
+    if format != "onnx":
+        raise ValueError(f"unknown export format {format!r}; the one format is 'onnx'")
+    est = load_estimator(run_dir)
+    return est.to_onnx(output) if opset is None else est.to_onnx(output, opset=opset)

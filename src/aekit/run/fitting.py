@@ -18,6 +18,7 @@ from ..runfolder import (
     METRICS_NAME,
     MODEL_NAME,
     REPORT_NAME,
+    TENSORBOARD_NAME,
     RunWriter,
     checkpoint_history,
     data_source,
@@ -42,6 +43,7 @@ class Run:
     run_dir: Path
     estimator: Any
     metrics: dict[str, Any]
+    tensorboard: Path | None = None  # the TensorBoard log folder, when the run writes one
 
     @property
     def report(self) -> Path:
@@ -62,6 +64,7 @@ def fit_run(
     report: bool = True,
     threads: int | None = None,
     data_root: str | Path | None = None,
+    tensorboard: bool = False,
 ) -> Run:
     """Train a model into a run folder, writing it as training goes, then evaluate and report.
 
@@ -81,6 +84,8 @@ def fit_run(
     data_root : folder of the MNIST-style IDX files, when they are not where aekit looks.
     threads : CPU threads torch may use during the run (None: aekit's choice, see
         :func:`aekit._threads.default_threads`); restored after.
+    tensorboard : also write TensorBoard event files to ``run_dir/tensorboard`` every epoch
+        (:class:`aekit.tensorboard.TensorBoardLogger`; needs ``pip install aekit[tensorboard]``).
 
     Returns
     -------
@@ -124,6 +129,7 @@ def fit_run(
         "limit": limit,
         "data_root": None if data_root is None else str(Path(data_root).expanduser().resolve()),
         "threads": threads,
+        "tensorboard": bool(tensorboard),
         "n_train": len(rd.X_train),
         "n_eval": len(rd.X_eval),
         "image_shape": list(rd.image_shape) if rd.image_shape else None,
@@ -134,12 +140,13 @@ def fit_run(
     }
     prior = checkpoint_history(run_dir) if resume else []
     writer = RunWriter(run_dir, config, prior, stale=() if resume else (MODEL_NAME, METRICS_NAME, REPORT_NAME))
-    fit_kw = {"checkpoint_dir": run_dir, "resume": resume, "callbacks": (writer,)}
+    log_dir = run_dir / TENSORBOARD_NAME if tensorboard else None
+    fit_kw = {"checkpoint_dir": run_dir, "resume": resume, "callbacks": (writer,), "log_dir": log_dir}
     with torch_threads(threads or default_threads()):  # for evaluation and the report too
         est.fit(rd.X_train, rd.y_train if est.capabilities()["conditional"] else None, **fit_kw)
         est.set_params(verbose=False)
         if not is_main_process():  # under torchrun, rank 0 alone writes the run folder
-            return Run(run_dir, est, None)
+            return Run(run_dir, est, None, log_dir)
         write_history(run_dir / HISTORY_NAME, est.history_)  # the full history (also after early stopping)
         est.save(run_dir / MODEL_NAME)
         metrics = evaluate_estimator(est, rd.X_eval, rd.y_eval)
@@ -156,14 +163,14 @@ def fit_run(
             from ..report import build_report
 
             build_report(run_dir)
-    return Run(run_dir, est, metrics)
+    return Run(run_dir, est, metrics, log_dir)
 
 
 def resume_run(run_dir: str | Path, *, progress: bool = False, report: bool = True, **overrides) -> Run:
     """Continue an interrupted run (or extend a finished one: ``epochs=`` more than before) with
     the settings in its config.json; ``overrides`` are ``fit_run`` arguments or estimator params."""
     config = read_run(run_dir)["config"]
-    run_args = {k: config.get(k) for k in ("model", "data", "seed", "limit", "threads", "data_root")}
+    run_args = {k: config.get(k) for k in ("model", "data", "seed", "limit", "threads", "data_root", "tensorboard")}
     params = dict(config["params"])
     for k, v in overrides.items():
         (run_args if k in run_args else params)[k] = v
