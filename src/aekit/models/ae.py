@@ -36,7 +36,9 @@ class AEConfig(ModelConfig):
     code_activation: activation on the code layer (None = linear code).
     linear_part: ``"pca"`` (a linear path set to PCA when training starts, the networks added to
     it starting at zero), ``"none"`` (the networks alone) or ``"auto"`` (``"pca"`` where it
-    applies: MSE loss, a linear code and aekit's own networks)."""
+    applies: MSE loss, a linear code, aekit's own networks and AE's forward). The AE's estimator
+    early-stops by default (``FIT_DEFAULTS``), so training returns the best weights on held-out
+    data, the PCA start included."""
 
     loss: str = option("mse", "reconstruction loss: mse, or bce for data in [0, 1]")
     code_activation: str | None = option(None, "activation on the code layer (None = linear code)")
@@ -48,6 +50,8 @@ class AEConfig(ModelConfig):
     )
 
     FILE_DEFAULTS: ClassVar[dict] = {"linear_part": "none"}  # files from before the PCA base
+    # early stopping keeps the weights with the lowest validation error, the PCA start included
+    FIT_DEFAULTS: ClassVar[dict] = {"early_stopping": True}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,6 +69,9 @@ class AEConfig(ModelConfig):
             return f"needs a linear code, but code_activation={self.code_activation!r}"
         return None
 
+    def probability_setting(self) -> str | None:
+        return "loss='bce'" if self.loss == "bce" else None
+
 
 @register("ae")
 class AE(Autoencoder):
@@ -73,7 +80,8 @@ class AE(Autoencoder):
 
     ``pca_path`` says whether the code and reconstruction have a PCA linear part (see the module
     docstring); it is resolved from ``config.linear_part`` ("auto" uses it unless the config
-    rules it out or your own encoder/decoder modules are passed in).
+    rules it out, your own encoder/decoder modules are passed in, or a subclass writes its own
+    ``forward``: the part lives in ``code`` and ``decoder_output``, which such a forward skips).
     """
 
     Config = AEConfig
@@ -86,7 +94,13 @@ class AE(Autoencoder):
             c.architecture, c.input_shape, c.hidden_dims, c.latent_dim, c.activation, out_activation=c.code_activation
         )
         self.decoder = decoder or build_decoder(c.architecture, c.input_shape, c.hidden_dims, c.latent_dim, c.activation)
-        self.pca_path = c.linear_part == "pca" or (c.linear_part == "auto" and own_networks and not c.pca_unavailable())
+        own_forward = type(self).forward is AE.forward  # a family's own forward would not see the PCA part
+        if c.linear_part == "pca" and not own_forward:
+            raise ValueError(f"linear_part='pca' does not apply to {type(self).__name__}: its forward uses the "
+                             "encoder and decoder directly, not AE's code path; use linear_part='none' (or 'auto')")
+        self.pca_path = c.linear_part == "pca" or (
+            c.linear_part == "auto" and own_networks and own_forward and not c.pca_unavailable()
+        )
         if self.pca_path:
             self.needs_data_init()
             d = flat_dim(c.input_shape)

@@ -11,15 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
+from .._config import option
+
+__all__ = [
+    "AEOutput", "Autoencoder", "CAPABILITIES", "ModelConfig", "SharedNoise", "check_choice", "check_nonneg", "fit_defaults",
+    "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
+]
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
 CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical")
-
-
-def option(default: Any, help: str) -> Any:
-    """A Config field with its default and a one-line help: the one place a setting is described
-    (estimator signatures and docstrings, CLI flags and ``load`` derive from it)."""
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -35,10 +35,14 @@ class ModelConfig:
         (256, 128), "encoder layer sizes, the decoder mirrors them (conv: channels of the stride-2 stages)"
     )
     activation: str | None = option("relu", "hidden activation (relu, leaky_relu, elu, gelu, silu, tanh, sigmoid, softplus; None = linear)")
-    architecture: str = option("mlp", "mlp, or conv for images")
+    architecture: str = option("mlp", "network type: mlp, or conv for images")
 
     # Values that files written before a field existed imply for it (``from_dict`` fills them in).
     FILE_DEFAULTS: ClassVar[dict[str, Any]] = {}
+    # Training settings (``aekit.estimators.FitSettings`` fields) whose default this family's
+    # estimator changes, e.g. ``{"early_stopping": True}``. A family's own: not inherited by the
+    # Configs built on it (read with :func:`fit_defaults`).
+    FIT_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
         self.input_shape = _int_tuple("input_shape", self.input_shape)
@@ -57,12 +61,30 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
+    def for_data(cls, settings: dict[str, Any], *, unit_interval: bool) -> dict[str, Any]:
+        """``settings`` with the data-dependent choices made (an estimator's ``"auto"`` values),
+        given whether every value of the training data lies in [0, 1]. Families override it."""
+        return settings
+
+    def probability_setting(self) -> str | None:
+        """The setting under which this model reads the data as probabilities in [0, 1] (e.g.
+        ``"loss='bce'"``), so it needs data in [0, 1] as given, never standardized; None if none."""
+        return None
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]):
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown settings for {cls.__name__}: {sorted(unknown)}")
         return cls(**{**cls.FILE_DEFAULTS, **d})
+
+
+def fit_defaults(config_cls: type[ModelConfig]) -> dict[str, Any]:
+    """The training-setting defaults that ``config_cls`` itself declares in ``FIT_DEFAULTS``
+    (those of the Configs it subclasses do not carry over: a family built on the AE, say,
+    trains by the usual defaults unless it declares otherwise)."""
+    return dict(vars(config_cls).get("FIT_DEFAULTS", {}))
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:

@@ -1,0 +1,202 @@
+"""The named estimators: a public name, a summary and a runnable example per family. Their
+parameters (and the Parameters section of each docstring) come from the family's Config, their
+methods from its capabilities (:func:`aekit.estimators.base.bases_for`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from .base import bases_for
+
+__all__ = [
+    "AutoEncoder",
+    "DenoisingAutoEncoder",
+    "SparseAutoEncoder",
+    "ContractiveAutoEncoder",
+    "VAE",
+    "ConditionalVAE",
+    "HierarchicalVAE",
+    "VQVAE",
+]
+
+
+class AutoEncoder(*bases_for("ae")):
+    """Undercomplete / stacked autoencoder on a PCA base: never worse than PCA by default.
+
+    By default (``linear_part="auto"`` with the MSE loss) the code and the reconstruction are
+    PCA's plus what the networks add, z = W^T(x - m) + f(x) and x_hat = m + W z + g(z), where m
+    and W are the training data's mean and top ``latent_dim`` principal axes and the networks
+    f, g start at zero. Training starts exactly at PCA's reconstruction error and lowers it;
+    early stopping (on by default for this estimator) keeps the weights with the lowest
+    validation error, the starting PCA ones included. What you get: ``transform`` gives a code
+    whose reconstruction error on held-out data is at most PCA's (up to the difference between
+    the validation split and your data), equal to PCA's where the networks find nothing to add
+    and lower where the data are nonlinear. ``linear_part="none"`` gives the plain network;
+    ``activation=None`` with ``hidden_dims=()`` and ``linear_part="none"`` a linear model, which
+    recovers PCA's subspace. Fitted models expose ``transform`` (the code),
+    ``inverse_transform``, ``reconstruct`` and ``score_samples`` (minus the reconstruction loss).
+
+    Examples
+    --------
+    >>> from aekit import AutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> ae = AutoEncoder(latent_dim=8, epochs=5, random_state=0).fit(X)
+    >>> ae.transform(X[:3]).shape
+    (3, 8)
+    """
+
+    _model = "ae"
+
+
+class DenoisingAutoEncoder(*bases_for("denoising")):
+    """Denoising autoencoder: trained to map corrupted X back to clean X (Vincent et al. 2008).
+
+    Corruption is applied only in training; salt-and-pepper noise
+    uses each feature's extremes in the training data (an image channel's pixels share one
+    range). With a ``noise_level`` range (the default, 0 to 0.5), each training sample draws its
+    own level, so one model serves every level in it, clean inputs included. The AE's PCA base
+    applies here too (``early_stopping`` keeps FitSettings' default, False).
+
+    What you get: ``denoise(X_noisy)`` is the clean estimate (with ``fusion``, each noisy value
+    combined with its decoded value by a small network shared by all features, so detail the
+    noise spared is kept); ``reconstruct`` is decode(encode(X)), the classic DAE's estimate;
+    ``transform`` the code, learnt from corrupted inputs; ``score_samples`` minus the code's
+    reconstruction error.
+
+    Examples
+    --------
+    >>> from aekit import DenoisingAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> dae = DenoisingAutoEncoder(noise="masking", noise_level=(0.1, 0.5), epochs=5, random_state=0).fit(X)
+    >>> dae.denoise(X[:2]).shape, dae.reconstruct(X[:2]).shape
+    ((2, 64), (2, 64))
+    """
+
+    _model = "denoising"
+
+    def denoise(self, X):
+        """Clean estimate of noisy X, in X's layout: the fused estimate (``fusion=True``) or
+        ``reconstruct(X)``.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features) or images, as in ``fit``
+
+        Returns
+        -------
+        ndarray, the same shape as X
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        with torch.no_grad():
+            out = [self._from_model(self.model_.denoise(xb)) for _, xb in self._enumerate(X)]
+        return np.concatenate(out)
+
+
+class SparseAutoEncoder(*bases_for("sparse")):
+    """Sparse autoencoder: L1 on the code, KL/L1/L2 rate sparsity per layer, or k-sparse codes.
+
+    Examples
+    --------
+    >>> from aekit import SparseAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> sae = SparseAutoEncoder(sparsity="topk", k=3, epochs=5, random_state=0).fit(X)
+    >>> int((sae.transform(X[:1]) != 0).sum())
+    3
+    """
+
+    _model = "sparse"
+
+
+class ContractiveAutoEncoder(*bases_for("contractive")):
+    """Contractive autoencoder: adds contractive_weight * ||d code / d x||_F^2, computed exactly.
+
+    Examples
+    --------
+    >>> from aekit import ContractiveAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> cae = ContractiveAutoEncoder(epochs=3, random_state=0).fit(X)
+    >>> "contractive" in cae.history_[-1]
+    True
+    """
+
+    _model = "contractive"
+
+
+class VAE(*bases_for("vae")):
+    """Variational autoencoder (loss = -ELBO in nats per sample).
+
+    ``transform`` gives the posterior mean, ``score_samples`` the ELBO, ``sample`` decodes prior draws.
+
+    Examples
+    --------
+    >>> from aekit import VAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> vae = VAE(latent_dim=2, epochs=5, random_state=0).fit(X)
+    >>> vae.transform(X[:4]).shape, vae.sample(3, random_state=0).shape
+    ((4, 2), (3, 64))
+    """
+
+    _model = "vae"
+
+
+class ConditionalVAE(*bases_for("cvae")):
+    """Conditional VAE: labels y (any hashable class values) condition encoder and decoder.
+
+    ``fit(X, y)`` needs y. ``transform``/``reconstruct``/``score_samples`` use y when given;
+    without it, each sample's label is inferred as the class with the highest ELBO (``predict``).
+    ``sample(n, y=label)`` generates from one class (or n labels).
+
+    Examples
+    --------
+    >>> from aekit import ConditionalVAE
+    >>> from aekit.datasets import load_dataset
+    >>> d = load_dataset("digits")
+    >>> cvae = ConditionalVAE(epochs=3, random_state=0).fit(d.X.reshape(-1, 64), d.y)
+    >>> cvae.sample(2, y=7, random_state=0).shape
+    (2, 64)
+    """
+
+    _model = "cvae"
+
+
+class HierarchicalVAE(*bases_for("hvae")):
+    """Hierarchical (ladder) VAE: stochastic layers ``lower_latent_dims`` below a top layer of size
+    ``latent_dim``; KL is reported per level (kl_1, kl_2, ...).
+
+    Examples
+    --------
+    >>> from aekit import HierarchicalVAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> hvae = HierarchicalVAE(latent_dim=4, lower_latent_dims=(16,), epochs=3, random_state=0).fit(X)
+    >>> sorted(k for k in hvae.history_[-1] if k.startswith("kl_"))
+    ['kl_1', 'kl_2']
+    """
+
+    _model = "hvae"
+
+
+class VQVAE(*bases_for("vqvae")):
+    """Vector-quantised VAE: ``latent_dim / embedding_dim`` code vectors per sample, each one of
+    ``codebook_size`` learned entries. Sampling draws code indices from a per-position
+    categorical prior fitted after training.
+
+    Examples
+    --------
+    >>> from aekit import VQVAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> vq = VQVAE(codebook_size=32, epochs=3, random_state=0).fit(X)
+    >>> vq.sample(2, random_state=0).shape
+    (2, 64)
+    """
+
+    _model = "vqvae"
