@@ -154,3 +154,39 @@ def test_conditional_vae_labels(digits):
     # the class with the best ELBO is the right one far more often than chance (10%)
     acc = np.mean(cvae.predict(X[1000:1400]) == labels[1000:1400])
     assert acc > 0.5, acc
+
+
+def test_a_family_declares_its_own_training_defaults_once(monkeypatch):
+    """AEConfig.FIT_DEFAULTS turns early stopping on for the AutoEncoder: its signature,
+    docstring and CLI catalog show it; Configs built on the AE's keep FitSettings' default."""
+    import dataclasses
+    import inspect
+    from typing import ClassVar
+
+    from aekit.estimators import FitSettings, estimator_params
+    from aekit.models import AEConfig
+
+    usual = FitSettings().early_stopping
+    assert usual is False and aekit.AutoEncoder().early_stopping is True
+    assert inspect.signature(aekit.AutoEncoder).parameters["early_stopping"].default is True
+    assert "early_stopping : bool, default=True" in aekit.AutoEncoder.__doc__
+    for cls in (aekit.DenoisingAutoEncoder, aekit.SparseAutoEncoder, aekit.ContractiveAutoEncoder, aekit.VAE):
+        assert cls().early_stopping is usual, cls
+        assert f"early_stopping : bool, default={usual}" in cls.__doc__, cls
+    assert estimator_params("ae")["early_stopping"].default is True
+    assert estimator_params("ae")["patience"] == estimator_params("vae")["patience"]  # the rest untouched
+
+    # a name that is not a training setting is refused, naming it
+    @dataclasses.dataclass
+    class Typo(AEConfig):
+        FIT_DEFAULTS: ClassVar[dict] = {"early_stoping": True}
+
+    class Fake:
+        Config = Typo
+
+    import aekit.estimators.base as base
+
+    real = base.get_model_class
+    monkeypatch.setattr(base, "get_model_class", lambda name: Fake if name == "typo" else real(name))
+    with pytest.raises(ValueError, match="early_stoping"):
+        estimator_params("typo")

@@ -520,3 +520,18 @@ def test_principal_axes_for_wide_inputs_match_pca():
     assert np.degrees(subspace_angles(axes[:, :3].double().numpy(), ref.components_.T)).max() < 0.5
     torch.testing.assert_close(mean, X.mean(0), rtol=0, atol=1e-5)
     torch.testing.assert_close(axes.T @ axes, torch.eye(4), rtol=0, atol=1e-4)
+
+
+def test_pca_base_only_where_the_family_uses_the_aes_forward(model_factory):
+    """The PCA part lives in AE.code / decoder_output; a subclass that writes its own forward
+    (from self.encoder and self.decoder) would not see it: "auto" leaves it out, "pca" is refused."""
+    from aekit.models import AE
+
+    class OwnForward(AE):
+        def forward(self, x, y=None, *, generator=None):
+            return super().forward(x, y, generator=generator)
+
+    config = AE.Config(input_shape=(64,), latent_dim=4)
+    assert AE(config).pca_path and not OwnForward(config).pca_path
+    with pytest.raises(ValueError, match="OwnForward.*its forward"):
+        OwnForward(AE.Config(input_shape=(64,), latent_dim=4, linear_part="pca"))
