@@ -4,6 +4,7 @@
     aekit fit --model vae --latent-dim 2 --out runs/vae   ->  aekit.run.fit_run("runs/vae", "vae", params={"latent_dim": 2})
     aekit demo                                            ->  aekit.run.demo()
     aekit report runs/vae                                 ->  aekit.report.build_report("runs/vae")
+    aekit explore runs/vae                                ->  aekit.report.build_explorer("runs/vae")
     aekit evaluate runs/vae --data digits --nll-samples 100
                                   ->  aekit.run.evaluate_run("runs/vae", "digits", nll_samples=100)
     aekit detect runs/vae --data data.npy -o scores.csv   ->  aekit.run.detect_run("runs/vae", "data.npy")

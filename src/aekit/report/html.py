@@ -1,6 +1,7 @@
 """The report page: a small template filled with escaped text and base64-embedded PNG figures.
 
-One self-contained file: styles inline, images as ``data:`` URLs, no scripts, nothing fetched.
+One self-contained file: styles inline, images as ``data:`` URLs, no scripts, nothing fetched
+(a section may link to a page written next to it, such as the latent explorer).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Any
 
-__all__ = ["Figure", "Section", "render"]
+__all__ = ["CSS", "Figure", "Section", "render"]
 
 
 @dataclass
@@ -25,7 +26,8 @@ class Figure:
 
 @dataclass
 class Section:
-    """A titled part of the page: text, an optional figure, notes and an optional warning."""
+    """A titled part of the page: text, an optional figure, notes, an optional warning and an
+    optional link (href, words) to a page next to this one."""
 
     id: str
     title: str
@@ -33,6 +35,7 @@ class Section:
     figure: Figure | None = None
     notes: list[str] = field(default_factory=list)
     warning: str | None = None
+    link: tuple[str, str] | None = None
 
 
 _PAGE = Template("""<!DOCTYPE html>
@@ -69,14 +72,15 @@ $sections
 
 _SECTION = Template("""<section id="$id">
 <h2>$title</h2>
-$warning$text$figure$notes</section>
+$warning$text$link$figure$notes</section>
 """)
 
 _FIGURE = Template(
     '<figure><img src="data:image/png;base64,$data" alt="$alt" data-figure="$name"></figure>\n'
 )
 
-_CSS = """
+# The report's style, shared by every page aekit writes (report, explorer, leaderboard).
+CSS = """
 :root { --ink: #1d2330; --muted: #5b6475; --line: #dde2ea; --accent: #2f6fde; --warn-bg: #fff4e5; --warn: #b25b00; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #f6f7f9; }
@@ -105,6 +109,7 @@ table.settings { border-collapse: collapse; font-size: 13px; margin-top: 8px; }
 table.settings td { border-bottom: 1px solid var(--line); padding: 3px 14px 3px 0; vertical-align: top; }
 table.settings td:first-child { color: var(--muted); font-family: ui-monospace, monospace; }
 summary { cursor: pointer; color: var(--accent); }
+a.link { color: var(--accent); font-weight: 600; }
 footer { color: var(--muted); font-size: 13px; padding-bottom: 32px; }
 code { font-family: ui-monospace, monospace; font-size: 13px; }
 """.strip()
@@ -128,6 +133,7 @@ def _section(s: Section) -> str:
         title=_e(s.title),
         warning=_warning(s.warning),
         text=f"<p>{_e(s.text)}</p>\n" if s.text else "",
+        link=f'<p><a class="link" href="{_e(s.link[0])}">{_e(s.link[1])}</a></p>\n' if s.link else "",
         figure=figure,
         notes="".join(f'<p class="note">{_e(n)}</p>\n' for n in s.notes),
     )
@@ -148,7 +154,7 @@ def render(
     return _PAGE.substitute(
         title=_e(title),
         subtitle=_e(subtitle),
-        css=_CSS,
+        css=CSS,
         warnings="".join(_warning(w) for w in warnings),
         metrics="".join(
             f'<div class="card"><div class="value">{_e(v)}</div><div class="label">{_e(k)}</div></div>' for k, v in metrics
