@@ -107,13 +107,23 @@ def test_csv_holds_the_rows(board):
     assert text == b.to_csv()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["model"] for r in rows] == ["ae", "sparse", "vae"]
+    d_test = load_dataset("digits", split="test")
+    assert float(rows[2]["probe_acc_se"]) == pytest.approx(np.sqrt(b.rows[2]["probe_acc"] * (1 - b.rows[2]["probe_acc"])
+                                                                   / len(d_test.X)))
+    assert 0 < float(rows[0]["recon_mse_se"]) < b.rows[0]["recon_mse"] / 5
     assert float(rows[2]["recon_mse"]) == pytest.approx(b.rows[2]["recon_mse"])
     assert rows[1]["status"] == "failed" and rows[1]["recon_mse"] == "" and "NonFiniteLossError" in rows[1]["error"]
     assert rows[0]["nll"] == ""  # not defined for a plain autoencoder
+    frame = b.to_frame()
+    assert frame.loc["vae", "recon_mse"] == b.rows[2]["recon_mse"] and frame.loc["sparse", "status"] == "failed"
+
+
+SE = {"recon_mse": 0.0002, "probe_acc": 0.01, "anomaly_auc": 0.02}  # standard errors of the synthetic values
 
 
 def _synthetic(values: dict[str, dict], epochs=10) -> Leaderboard:
-    rows = [{"model": m, "estimator": m.upper(), "status": "ok", "error": None, **v} for m, v in values.items()]
+    rows = [{"model": m, "estimator": m.upper(), "status": "ok", "error": None, **v,
+             "se": {k: SE[k] for k in v if k in SE}} for m, v in values.items()]
     keys = {k for v in values.values() for k in v}
     return Leaderboard(rows, [c for c in COLUMNS if c.key in keys], [], {"epochs": epochs, "anomaly_class": 3})
 
@@ -126,8 +136,10 @@ def test_recommendation_follows_the_numbers():
     numbers["b"]["recon_mse"] = 0.005  # now b reconstructs best too, and leads everything
     text = " ".join(recommend(_synthetic(numbers)))
     assert "Best reconstruction: b" in text and "take b: it is best or within noise of the best on 2 of 2" in text
-    numbers["a"]["recon_mse"] = 0.00505  # within 2%: a tie
+    numbers["a"]["recon_mse"] = 0.0052  # within a standard error of the difference (0.00028): a tie
     assert "within noise of it: a" in " ".join(recommend(_synthetic(numbers)))
+    numbers["a"]["probe_acc"] = 0.89  # and now a is within noise of b everywhere: both lead
+    assert "No single model leads: a, b" in " ".join(recommend(_synthetic(numbers)))
 
 
 def test_recommendation_says_when_no_detector_beats_chance():
@@ -166,6 +178,8 @@ def test_bad_arguments(digits):
         aekit.compare(d.X, models=["ae"], model_params={"vae": {"beta": 2.0}})
     with pytest.raises(ValueError, match="10 labels for 20 samples"):
         aekit.compare(d.X[:20], d.y[:10], models=["ae"])
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        aekit.compare(np.where(d.X == 0, np.nan, d.X), models=["ae"])
     with pytest.raises(ValueError, match="anomaly_class 42"):
         aekit.compare(d.X, d.y, models=["ae"], anomaly_class=42)
 

@@ -325,8 +325,11 @@ def _codebook(est, data: RunData, m: dict[str, Any]) -> Section:
 
 def _explorer(run_dir: Path, est, data: RunData) -> Section:
     """Write the latent explorer next to the report, and the section linking to it."""
-    write_explorer(run_dir, est, data.X_eval, data.y_eval, image_shape=data.image_shape,
-                   feature_names=data.feature_names, where=data.eval_description)
+    try:
+        write_explorer(run_dir, est, data.X_eval, data.y_eval, image_shape=data.image_shape,
+                       feature_names=data.feature_names, where=data.eval_description)
+    except (ValueError, RuntimeError) as e:
+        return Section("explorer", "Latent explorer", text=f"The latent explorer could not be built ({_one_line(e)}).")
     return Section("explorer", "Latent explorer",
                    text=f"An interactive map of the same codes, in its own page written next to this one "
                         f"({EXPLORER_NAME}): hover a point to see that sample, move over empty space to see the code "

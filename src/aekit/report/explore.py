@@ -93,14 +93,13 @@ def explorer_html(
     check_is_fitted(estimator)
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 2:
         raise ValueError(f"max_points must be an integer >= 2, got {max_points!r}")
-    X = np.asarray(X, dtype=np.float32)
     if len(X) < 2:
         raise ValueError("the explorer needs at least 2 samples to map")
     if y is not None and len(y) != len(X):
         raise ValueError(f"y has {len(y)} labels for {len(X)} samples")
     rng = np.random.default_rng(random_state)
     idx = np.sort(rng.choice(len(X), max_points, replace=False)) if len(X) > max_points else np.arange(len(X))
-    Xs = X[idx]
+    Xs = np.asarray(X[idx], dtype=np.float32)  # only these rows are read (a memory-mapped X stays on disk)
     ys = None if y is None else np.asarray(y)[idx]
     caps = estimator.capabilities()
     own = _own_labels(estimator, Xs, ys)  # labels to encode and reconstruct with (conditional models)
@@ -244,7 +243,8 @@ def write_explorer(run_dir: str | Path, estimator, X, y=None, *, image_shape=Non
     :func:`build_explorer`, which reads them first): written to ``out`` or ``run_dir/explorer.html``."""
     run_dir = Path(run_dir)
     config = read_run(run_dir)["config"]
-    X = np.asarray(X, dtype=np.float32).reshape(len(X), *estimator.input_shape_)
+    if tuple(np.shape(X)[1:]) != tuple(estimator.input_shape_):  # e.g. flat rows of a model fitted on images
+        X = np.asarray(X, dtype=np.float32).reshape(len(X), *estimator.input_shape_)
     page = explorer_html(
         estimator, X, y, image_shape=image_shape, feature_names=feature_names, max_points=max_points,
         random_state=int(config["seed"]),

@@ -32,8 +32,7 @@ __all__ = ["COLUMNS", "Column", "Leaderboard", "compare"]
 CSV_NAME, HTML_NAME = "leaderboard.csv", "leaderboard.html"
 TEST_FRACTION = 0.2  # of X held out for the test numbers when no X_test is given
 CONTAMINATION = 0.1  # the anomaly detector's (only its threshold depends on it, not the AUC)
-TIE = {"recon_mse": 0.02, "psnr": 0.1, "elbo": 0.5, "nll": 0.5, "probe_acc": 0.005, "knn_acc": 0.005,
-       "anomaly_auc": 0.005}  # differences under these (relative for recon_mse, absolute else) are called ties
+NATS_TIE = 0.5  # ELBO and NLL values this close (nats per sample) are called a tie
 
 
 @dataclass(frozen=True)
@@ -66,9 +65,9 @@ _BY_KEY = {c.key: c for c in COLUMNS}
 @dataclass
 class Leaderboard:
     """The result of :func:`compare`: one row per model family (``rows``: dicts with ``model``,
-    ``estimator``, ``status`` ("ok" or "failed"), ``error`` and a value per column key, None where
-    it does not apply), the columns measured, a recommendation (sentences) and what was compared
-    (``info``)."""
+    ``estimator``, ``status`` ("ok" or "failed"), ``error``, a value per column key, None where
+    it does not apply, and ``se``, the standard errors over the test samples of those that have
+    one), the columns measured, a recommendation (sentences) and what was compared (``info``)."""
 
     rows: list[dict[str, Any]]
     columns: list[Column]
@@ -99,10 +98,14 @@ class Leaderboard:
         ``path`` when given. Returns the text."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["model", "estimator", "status", "error", *(c.key for c in self.columns)])
+        se_keys = [c.key for c in self.columns if any(c.key in (r.get("se") or {}) for r in self.rows)]
+        w.writerow(["model", "estimator", "status", "error", *(c.key for c in self.columns),
+                    *(f"{k}_se" for k in se_keys)])
         for r in self.rows:
+            se = r.get("se") or {}
             w.writerow([r["model"], r["estimator"], r["status"], r["error"] or "",
-                        *("" if not _finite(r.get(c.key)) else r[c.key] for c in self.columns)])
+                        *("" if not _finite(r.get(c.key)) else r[c.key] for c in self.columns),
+                        *("" if not _finite(se.get(k)) else se[k] for k in se_keys)])
         if path is not None:
             atomic_write_text(path, buf.getvalue())
         return buf.getvalue()
@@ -278,7 +281,7 @@ def compare(
         cls = estimator_class(name)
         _say(progress, f"[{i}/{len(names)}] {name}: training {cls.__name__} for {epochs} epochs")
         row = {"model": name, "estimator": cls.__name__, "status": "ok", "error": None,
-               **dict.fromkeys(c.key for c in COLUMNS), "latent_dim": None}
+               **dict.fromkeys(c.key for c in COLUMNS), "latent_dim": None, "se": {}}
         try:
             row.update(_measure(cls, settings, X, y, X_test, y_test, reference, nll_samples, held_out))
         except (ValueError, TypeError, RuntimeError, ArithmeticError) as e:  # NonFiniteLossError is a RuntimeError
@@ -343,6 +346,8 @@ def _split(X, y, X_test, y_test, seed):
         raise ValueError(f"X must hold at least 4 samples, one per row; got shape {X.shape}")
     if y is not None and len(y) != len(X):
         raise ValueError(f"y has {len(y)} labels for {len(X)} samples")
+    if not np.isfinite(X).all() or (X_test is not None and not np.isfinite(np.asarray(X_test, dtype=np.float32)).all()):
+        raise ValueError("the data contain NaN or infinity; fill the missing values first (aekit impute) or drop them")
     if X_test is None:
         if y_test is not None:
             raise ValueError("y_test was given without X_test")
@@ -394,14 +399,16 @@ class _Reference:
             self.mean, self.scale = flat.mean(axis=0), np.where(std > 1e-12, std, 1.0)
             self.peak = None
 
-    def errors(self, X, R) -> tuple[float, float | None]:
+    def errors(self, X, R) -> tuple[float, float, float | None]:
+        """Mean squared error per value, its standard error over the samples, and PSNR (images)."""
         a = (X.reshape(len(X), -1) - self.mean) / self.scale
         b = (np.asarray(R, dtype=np.float64).reshape(len(R), -1) - self.mean) / self.scale
-        mse = float(np.mean((a - b) ** 2))
+        per_sample = np.mean((a - b) ** 2, axis=1)  # (n,)
+        mse = float(per_sample.mean())
         if not math.isfinite(mse):
             raise ValueError("the reconstructions of the test data are not finite")
         psnr = 10 * math.log10(self.peak**2 / mse) if self.images and mse > 0 else None
-        return mse, psnr
+        return mse, _mean_se(per_sample), psnr
 
 
 def _measure(cls, settings, X, y, X_test, y_test, ref: _Reference, nll_samples, held_out) -> dict[str, Any]:
@@ -419,8 +426,8 @@ def _measure(cls, settings, X, y, X_test, y_test, ref: _Reference, nll_samples, 
     fit_time = time.perf_counter() - start
     test_labels = y_test if caps["conditional"] else None
     R = est.reconstruct(X_test, test_labels) if test_labels is not None else est.reconstruct(X_test)
-    mse, psnr = ref.errors(X_test, R)
-    row: dict[str, Any] = {"recon_mse": mse, "psnr": psnr, "fit_time_s": fit_time,
+    mse, mse_se, psnr = ref.errors(X_test, R)
+    row: dict[str, Any] = {"recon_mse": mse, "psnr": psnr, "fit_time_s": fit_time, "se": {"recon_mse": mse_se},
                            "n_params": int(sum(p.numel() for p in est.model_.parameters())),
                            "latent_dim": int(est.model_.config.latent_dim)}
     if caps["variational"]:
@@ -431,14 +438,30 @@ def _measure(cls, settings, X, y, X_test, y_test, ref: _Reference, nll_samples, 
         Z_test = est.transform(X_test, test_labels) if test_labels is not None else est.transform(X_test)
         if not (np.isfinite(Z_train).all() and np.isfinite(Z_test).all()):
             raise ValueError("the codes contain NaN or infinity")
-        row["probe_acc"] = linear_probe(Z_train, y, Z_test, y_test)
-        row["knn_acc"] = knn_accuracy(Z_train, y, Z_test, y_test)
+        for key, score in (("probe_acc", linear_probe), ("knn_acc", knn_accuracy)):
+            row[key] = score(Z_train, y, Z_test, y_test)
+            row["se"][key] = math.sqrt(row[key] * (1 - row[key]) / len(Z_test))  # binomial
         if held_out is not None and not caps["conditional"]:  # a conditional model scores with a class
             row["anomaly_auc"] = _anomaly_auc(cls(**settings), X, y, X_test, y_test, held_out, AnomalyDetector)
+            if row["anomaly_auc"] is not None:
+                n_anomalies = int(np.sum(np.asarray(y_test) == held_out))
+                row["se"]["anomaly_auc"] = _auc_se(row["anomaly_auc"], n_anomalies, len(y_test) - n_anomalies)
     return row
 
 
 _warmed_up = False
+
+
+def _mean_se(values: np.ndarray) -> float:
+    """Standard error of the mean of per-sample values."""
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.inf
+
+
+def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUC from n_pos positives and n_neg negatives (Hanley & McNeil 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg)
+    return math.sqrt(max(var, 0.0))
 
 
 def _warm_up(X, y) -> None:
@@ -482,8 +505,10 @@ def _info(data_name, X, X_test, y, epochs, seed, params, model_params, names, nl
         notes.append(f"Anomaly AUC: each family is trained again, with the same settings, on the training data "
                      f"without class {held_out!r}, then scores the test data by minus its reconstruction error; the "
                      f"AUC says how well that ranks class {held_out!r} as anomalous.")
-    notes.append("Within noise: the recommendation calls values within 2% (reconstruction error), 0.1 dB (PSNR), "
-                 "0.5 nats (ELBO, NLL) or 0.005 (accuracies, AUC) of the best a tie.")
+    notes.append("Within noise: the recommendation calls two values a tie when they differ by no more than the "
+                 "standard error of their difference over the test samples (of the mean squared error; binomial for "
+                 f"the accuracies; Hanley & McNeil 1982 for the AUC), or by {NATS_TIE} nats for the ELBO and NLL. The "
+                 "standard errors are in the CSV (columns ending in _se).")
     if y is not None:
         notes.append("Probes: scikit-learn's LogisticRegression on standardized codes and 5-nearest-neighbour voting, "
                      "fitted on the training codes, scored on the test codes.")
@@ -525,11 +550,11 @@ def recommend(board: Leaderboard) -> list[str]:
         if not ranked:
             continue
         top = ranked[0]
-        close = [r["model"] for r in ranked[1:] if _tied(key, top[key], r[key])]
+        close = [r["model"] for r in ranked[1:] if _tied(key, top, r)]
         col = _BY_KEY[key]
         if key == "anomaly_auc":
             words = f"Best at flagging the unseen class {board.info.get('anomaly_class')} as anomalous"
-            if top[key] < 0.5 + 2 * TIE[key]:
+            if top[key] - 0.5 <= top.get("se", {}).get(key, 0.0):  # not above chance by a standard error
                 out.append(f"No model flags the unseen class {board.info.get('anomaly_class')} better than chance "
                            f"(best anomaly AUC {_cell(top, col)}, {top['model']}): its samples reconstruct about as "
                            "well as the others'.")
@@ -566,8 +591,10 @@ def recommend(board: Leaderboard) -> list[str]:
     return out
 
 
-def _tied(key: str, best: float, other: float) -> bool:
-    margin = TIE.get(key, 0.0)
-    if key == "recon_mse":
-        return abs(other - best) <= margin * abs(best)
-    return abs(other - best) <= margin
+def _tied(key: str, best: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two rows' values of ``key`` differ by no more than the standard error of the
+    difference (from the two rows' standard errors over the test samples), or, for the ELBO and
+    the NLL, which come without one, by NATS_TIE."""
+    se_a, se_b = best.get("se", {}).get(key), other.get("se", {}).get(key)
+    margin = math.hypot(se_a, se_b) if se_a is not None and se_b is not None else NATS_TIE
+    return abs(other[key] - best[key]) <= margin
