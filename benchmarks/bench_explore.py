@@ -72,7 +72,7 @@ def main() -> None:
     epochs, n_train, n_hover = (2, 1000, 10) if args.quick else (30, 10_000, 100)
     digits_X, digits_y = load("digits", "train", flat=False)
     dtest_X, dtest_y = load("digits", "test", flat=False)
-    mnist_X, mnist_y = load("mnist", "train", n_train, flat=False)
+    mnist_X, _ = load("mnist", "train", n_train, flat=False)
     mtest_X, mtest_y = load("mnist", "test", 2000, flat=False)
     common = {"epochs": epochs, "random_state": 0, "threads": 1}
     models = [

@@ -114,43 +114,17 @@ def explorer_html(
     display, samples = _display(Xs, shape, feature_names, estimator)
     classes = list(estimator.classes_) if caps["conditional"] else None
 
-    notes = [projection_text]
-    decoder, grid = None, None
+    decoder, grid, why = None, None, None
     try:
         chain = dense_chain(estimator.model_, len(classes) if classes else 0)
         if chain.n_params > MAX_EMBEDDED_PARAMS:
             raise UnsupportedDecoder(f"its {chain.n_params:,} weights are too many to embed in a page")
     except UnsupportedDecoder as e:
+        chain, why = None, str(e)
         grid = _grid(estimator, Z, own, extent, projection, display, classes)
-        notes.append(f"This decoder cannot run in the page ({e}), so moving over empty space shows the nearest of "
-                     f"{grid['size']} x {grid['size']} decodings made in Python on a grid over the map"
-                     + (" (for each class)" if classes else "") + "; hovering a sample shows its reconstruction"
-                     + (" with its own class" if classes else "") + ".")
     else:
         decoder = _chain_payload(chain)
-        notes.append(f"Decoding runs in this page: the model's decoder ({chain.n_params:,} weights, embedded) decodes the "
-                     "code under the pointer as the pointer moves"
-                     + (", then the sigmoid that turns its logits into means" if chain.output == "sigmoid" else "")
-                     + (", then the estimator's de-standardization back to data units" if estimator.mean_ is not None else "")
-                     + ". Hovering a sample decodes its own code: its reconstruction"
-                     + (" (with the class chosen)." if classes else "."))
-    if caps["variational"]:
-        notes.append("The codes are posterior means. " + ("The sliders set each dimension of the shown code in turn (a "
-                     "traversal), over the prior's +-3 standard deviations or the codes' range when wider; click the "
-                     "map to pin a point first." if decoder else "Sliders need the decoder in the page and are left out."))
-    if classes:
-        notes.append("The model is conditional: samples are encoded with their own class and, by default, decoded "
-                     "with it too (empty space with the nearest sample's class). Choose a class to decode everything "
-                     "with it instead: a sample's code then shows its style drawn as that class.")
-    if caps["quantised"]:
-        notes.append("The codes are quantised: each sample's code is a string of codebook vectors, so many samples share "
-                     "one point. Away from them the decoder is fed the point as it is (as inverse_transform does); the "
-                     "model itself only ever decodes codebook entries.")
-    if shape is None:
-        notes.append("Samples are tables: bars show each decoded feature in standard deviations of the mapped samples "
-                     "(clipped at +-3), dark ticks the hovered sample's own values; the table lists both in data units.")
-    elif display["lo"] != 0.0 or display["hi"] != 1.0:
-        notes.append(f"Pixel values from {display['lo']:.4g} (black) to {display['hi']:.4g} (white).")
+    notes = [projection_text, *_notes(caps, chain, grid, why, bool(classes), estimator.mean_ is not None, display)]
 
     labels = _labels(ys)
     payload = {
@@ -347,6 +321,41 @@ def _display(X: np.ndarray, shape, feature_names, est) -> tuple[dict[str, Any], 
 def _to_bytes(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Values -> display bytes, as the page draws them: round(clip((v - lo) / (hi - lo), 0, 1) * 255)."""
     return np.round(np.clip((values - lo) / (hi - lo), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _notes(caps, chain, grid, why, conditional: bool, destandardize: bool, display) -> list[str]:
+    """What the page shows, in words, by the model's capabilities and how it decodes."""
+    notes = []
+    if chain is None:
+        notes.append(f"This decoder cannot run in the page ({why}), so moving over empty space shows the nearest of "
+                     f"{grid['size']} x {grid['size']} decodings made in Python on a grid over the map"
+                     + (" (for each class)" if conditional else "") + "; hovering a sample shows its reconstruction"
+                     + (" with its own class" if conditional else "") + ".")
+    else:
+        notes.append(f"Decoding runs in this page: the model's decoder ({chain.n_params:,} weights, embedded) decodes the "
+                     "code under the pointer as the pointer moves"
+                     + (", then the sigmoid that turns its logits into means" if chain.output == "sigmoid" else "")
+                     + (", then the estimator's de-standardization back to data units" if destandardize else "")
+                     + ". Hovering a sample decodes its own code: its reconstruction"
+                     + (" (with the class chosen)." if conditional else "."))
+    if caps["variational"]:
+        notes.append("The codes are posterior means. " + ("The sliders set each dimension of the shown code in turn (a "
+                     "traversal), over the prior's +-3 standard deviations or the codes' range when wider; click the "
+                     "map to pin a point first." if chain else "Sliders need the decoder in the page and are left out."))
+    if conditional:
+        notes.append("The model is conditional: samples are encoded with their own class and, by default, decoded "
+                     "with it too (empty space with the nearest sample's class). Choose a class to decode everything "
+                     "with it instead: a sample's code then shows its style drawn as that class.")
+    if caps["quantised"]:
+        notes.append("The codes are quantised: each sample's code is a string of codebook vectors, so many samples share "
+                     "one point. Away from them the decoder is fed the point as it is (as inverse_transform does); the "
+                     "model itself only ever decodes codebook entries.")
+    if display["kind"] == "table":
+        notes.append("Samples are tables: bars show each decoded feature in standard deviations of the mapped samples "
+                     "(clipped at +-3), dark ticks the hovered sample's own values; the table lists both in data units.")
+    elif display["lo"] != 0.0 or display["hi"] != 1.0:
+        notes.append(f"Pixel values from {display['lo']:.4g} (black) to {display['hi']:.4g} (white).")
+    return notes
 
 
 def _chain_payload(chain) -> dict[str, Any]:

@@ -97,6 +97,14 @@
     for (let i = 0; i < K; i++) z[i] = P.mean[i] + px * P.components[0][i] + py * P.components[1][i];
     return z;
   }
+  function projectionOf(z) {  // a code's map point (its projection onto the plane)
+    let px = 0, py = 0;
+    for (let i = 0; i < K; i++) {
+      px += (z[i] - P.mean[i]) * P.components[0][i];
+      py += (z[i] - P.mean[i]) * P.components[1][i];
+    }
+    return [px, py];
+  }
 
   // -- drawing ----------------------------------------------------------------------------------
   const mapCanvas = document.getElementById("map");
@@ -201,20 +209,12 @@
   const sampleCanvas = document.getElementById("sample");
 
   function nearestGridNode(z) {  // grid mode: the node nearest to z's map position
-    const [px, py] = D.projection_of(z);
+    const [px, py] = projectionOf(z);
     const g = grid.size;
     const gx = Math.round((px - x0) / (x1 - x0) * (g - 1));
     const gy = Math.round((py - y0) / (y1 - y0) * (g - 1));
     return [Math.min(g - 1, Math.max(0, gx)), Math.min(g - 1, Math.max(0, gy))];
   }
-  D.projection_of = (z) => {
-    let px = 0, py = 0;
-    for (let i = 0; i < K; i++) {
-      px += (z[i] - P.mean[i]) * P.components[0][i];
-      py += (z[i] - P.mean[i]) * P.components[1][i];
-    }
-    return [px, py];
-  };
 
   function show() {
     let values;
@@ -309,7 +309,7 @@
         state.z = Float64Array.from(state.z);
         state.z[d] = Number(input.value);
         state.mode = "traversal";
-        drawMap(null, toScreen(...D.projection_of(state.z)));
+        drawMap(null, toScreen(...projectionOf(state.z)));
         show();
       });
       row.append(name, input, value);
