@@ -27,6 +27,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(["AnomalyDetector", "AutoencoderImputer", "Codec", "LatentIndex"], "aekit.apps"),
     **dict.fromkeys(["build_model", "model_names"], "aekit._registry"),
+    "compare": "aekit.run",
     **dict.fromkeys(["Dataset", "DatasetNotFoundError", "available_datasets", "binarize", "load_dataset"],
                     "aekit.datasets"),
 }
@@ -35,7 +36,7 @@ __all__ = [
     "__version__", "AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
     "ConditionalVAE", "HierarchicalVAE", "VQVAE", "load", "estimator_class", "AnomalyDetector", "AutoencoderImputer",
     "Codec", "LatentIndex", "build_model", "model_names", "Dataset", "DatasetNotFoundError", "available_datasets",
-    "binarize", "load_dataset",
+    "binarize", "load_dataset", "compare",
 ]
 
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from ._registry import build_model, model_names
     from .apps import AnomalyDetector, AutoencoderImputer, Codec, LatentIndex
     from .datasets import Dataset, DatasetNotFoundError, available_datasets, binarize, load_dataset
+    from .run import compare
     from .estimators import (
         VAE,
         VQVAE,

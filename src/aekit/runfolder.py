@@ -12,6 +12,7 @@ A run folder holds
 - ``model.safetensors``: the fitted estimator (``aekit.load(run_dir)`` reads it);
 - ``metrics.json``: evaluation on the dataset's test split, or on a held-out part of user data;
 - ``report.html``: the page built by :func:`aekit.report.build_report`;
+- ``explorer.html``: the latent explorer, :func:`aekit.report.build_explorer`, linked from the report;
 - ``evaluation.json``: written by :func:`aekit.run.evaluate_run` (``aekit evaluate``);
 - ``codec-<bits>bit-<model hash>.npz``: the codec tables of :func:`aekit.run.run_codec`;
 - ``tensorboard/``: TensorBoard event files (``train/``, ``validation/``), when the run was
@@ -41,7 +42,7 @@ from .datasets import available_datasets, load_dataset
 from .train import CHECKPOINT_NAME
 
 __all__ = [
-    "CHECKPOINT_NAME", "CONFIG_NAME", "EVALUATION_NAME", "HISTORY_NAME", "HOLDOUT_FRACTION", "METRICS_NAME",
+    "CHECKPOINT_NAME", "CONFIG_NAME", "EVALUATION_NAME", "EXPLORER_NAME", "HISTORY_NAME", "HOLDOUT_FRACTION", "METRICS_NAME",
     "MODEL_NAME", "REPORT_NAME", "TENSORBOARD_NAME", "DEFAULT_SPLIT", "RunData", "RunWriter", "checkpoint_history", "data_source", "in_range",
     "load_estimator", "load_run_data", "read_history", "read_run", "run_samples", "training_samples", "versions",
     "write_history", "write_json",
@@ -50,6 +51,7 @@ __all__ = [
 CONFIG_NAME, HISTORY_NAME, MODEL_NAME = "config.json", "history.csv", "model.safetensors"
 METRICS_NAME, REPORT_NAME, EVALUATION_NAME = "metrics.json", "report.html", "evaluation.json"
 TENSORBOARD_NAME = "tensorboard"  # folder of TensorBoard event files (aekit fit --tensorboard)
+EXPLORER_NAME = "explorer.html"
 HOLDOUT_FRACTION = 0.2  # of user data without a test split, kept for evaluation
 DEFAULT_SPLIT = "test"  # what every command over a run's model reads by default
 

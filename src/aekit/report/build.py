@@ -12,6 +12,7 @@ from .._version import __version__
 from .._utils import atomic_write_text
 from ..evaluate import KL_ACTIVE_THRESHOLD, metric_rows
 from ..runfolder import (
+    EXPLORER_NAME,
     HISTORY_NAME,
     REPORT_NAME,
     RunData,
@@ -21,6 +22,7 @@ from ..runfolder import (
     read_run,
 )
 from . import figures
+from .explore import write_explorer
 from .html import Figure, Section, render
 
 __all__ = ["build_report"]
@@ -33,7 +35,8 @@ N_PAIRS, N_STEPS = 4, 8  # interpolations: rows, decoded points between (and inc
 def build_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.html``: one self-contained page (figures embedded as PNG) with the
     run's settings, key metrics, training curves, reconstructions, the latent space, samples and
-    interpolations (generative models), per-dimension KL (VAEs) and codebook use (VQ-VAE).
+    interpolations (generative models), per-dimension KL (VAEs) and codebook use (VQ-VAE); and,
+    next to it, ``explorer.html``, the latent explorer it links to (:func:`build_explorer`).
 
     Returns the path of the page.
     """
@@ -62,6 +65,7 @@ def build_report(run_dir: str | Path) -> Path:
             sections.append(_interpolations(est, data, rng))
         if caps["quantised"]:
             sections.append(_codebook(est, data, metrics))
+        sections.append(_explorer(run_dir, est, data))
     if caps["variational"]:
         sections.append(_kl(metrics, caps["hierarchical"], collapse))
 
@@ -317,3 +321,17 @@ def _codebook(est, data: RunData, m: dict[str, Any]) -> Section:
             f"{100 * m['codebook_usage']:.0f}% are used, perplexity {m['perplexity']:.1f}.")
     return Section("codebook", "Codebook use", text=text,
                    figure=Figure("codebook_usage", figures.codebook_usage(counts), "codebook use"))
+
+
+def _explorer(run_dir: Path, est, data: RunData) -> Section:
+    """Write the latent explorer next to the report, and the section linking to it."""
+    try:
+        write_explorer(run_dir, est, data.X_eval, data.y_eval, image_shape=data.image_shape,
+                       feature_names=data.feature_names, where=data.eval_description)
+    except (ValueError, RuntimeError) as e:
+        return Section("explorer", "Latent explorer", text=f"The latent explorer could not be built ({_one_line(e)}).")
+    return Section("explorer", "Latent explorer",
+                   text=f"An interactive map of the same codes, in its own page written next to this one "
+                        f"({EXPLORER_NAME}): hover a point to see that sample, move over empty space to see the code "
+                        "there decoded live, in the page, by this model's decoder.",
+                   link=(EXPLORER_NAME, "Open the latent explorer"))

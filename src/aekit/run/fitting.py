@@ -14,6 +14,7 @@ from ..evaluate import evaluate_estimator
 from ..runfolder import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
+    EXPLORER_NAME,
     HISTORY_NAME,
     METRICS_NAME,
     MODEL_NAME,
@@ -139,7 +140,7 @@ def fit_run(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     prior = checkpoint_history(run_dir) if resume else []
-    writer = RunWriter(run_dir, config, prior, stale=() if resume else (MODEL_NAME, METRICS_NAME, REPORT_NAME))
+    writer = RunWriter(run_dir, config, prior, stale=() if resume else (MODEL_NAME, METRICS_NAME, REPORT_NAME, EXPLORER_NAME))
     log_dir = run_dir / TENSORBOARD_NAME if tensorboard else None
     fit_kw = {"checkpoint_dir": run_dir, "resume": resume, "callbacks": (writer,), "log_dir": log_dir}
     with torch_threads(threads or default_threads()):  # for evaluation and the report too
