@@ -325,9 +325,13 @@ def metric_rows(m: dict[str, Any], *, detail: bool = True) -> list[MetricRow]:
                                   " ".join(f"{k} {num(v, '.2f')}" for k, v in m["mig_per_factor"].items()), ""))
         rows.append(MetricRow("factorvae_score", "FactorVAE metric", num(m.get("factorvae_score"), ".3f"),
                               "majority-vote accuracy, Kim & Mnih 2018 (chance = 1/factors)"))
-        rows.append(MetricRow("dci_disentanglement", "DCI", " / ".join(
-            num(m.get(f"dci_{k}"), ".3f") for k in ("disentanglement", "completeness", "informativeness")),
-            "disentanglement / completeness / informativeness (R^2), Eastwood & Williams 2018"))
+        rows.append(MetricRow("dci_disentanglement", "DCI disentanglement", num(m.get("dci_disentanglement"), ".3f"),
+                              "Eastwood & Williams 2018 (1 = each code dimension informs one factor)"))
+        if detail:
+            rows.append(MetricRow("dci_completeness", "DCI completeness", num(m.get("dci_completeness"), ".3f"),
+                                  "1 = each factor is told by one code dimension"))
+            rows.append(MetricRow("dci_informativeness", "DCI informativeness", num(m.get("dci_informativeness"), ".3f"),
+                                  "held-out R^2 of the factors predicted from the code"))
     if "codebook_usage" in m:
         rows.append(MetricRow("codebook_usage", "codebook used", f"{100 * m['codebook_usage']:.0f}%", "of the entries"))
         rows.append(MetricRow("perplexity", "code perplexity", num(m.get("perplexity"), ".1f"), "of the code use"))
