@@ -174,6 +174,10 @@ def test_all_metrics_at_once_are_json_ready_and_put_in_words(factors):
     assert "mig" not in {r.key for r in metric_rows({"recon_mse": 0.1, "psnr": 10.0})}
     with pytest.raises(ValueError, match="2 factor names for 3 factors"):
         disentanglement_metrics(_perfect(factors), factors, ["a", "b"])
+    # too few samples for DCI's held-out part: left out, said so, the rest still measured
+    few = disentanglement_metrics(_perfect(factors)[:5], factors[:5])
+    assert few["dci_disentanglement"] is None and few["mig"] is not None
+    assert {r.key: r.value for r in metric_rows(few)}["dci_completeness"] == "n/a"
 
 
 # ----------------------------------------------------------------------------- runs, reports, traversals

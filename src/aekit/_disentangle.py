@@ -12,6 +12,7 @@ import numpy as np
 __all__ = ["DCIScores", "dci", "disentanglement_metrics", "factorvae_score", "mig", "mutual_info_matrix"]
 
 N_BINS = 20  # MIG's histogram bins per code dimension (Locatello et al. 2019's choice)
+MIN_DCI_SAMPLES = 10  # disentanglement_metrics leaves DCI out below this
 
 
 def _codes_and_factors(codes, factors) -> tuple[np.ndarray, np.ndarray]:
@@ -352,21 +353,22 @@ def disentanglement_metrics(codes, factors, factor_names=None, *, random_state: 
     ``dci_disentanglement``, ``dci_completeness``, ``dci_informativeness`` (:func:`dci`, random
     forests), ``normalised_mi`` (:func:`mutual_info_matrix`, latent_dim x n_factors),
     ``factor_latents`` (factor name -> the code dimension with the most information about it),
-    ``factor_names`` and ``disentanglement_samples`` (n)."""
+    ``factor_names`` and ``disentanglement_samples`` (n). DCI needs a held-out part: with fewer
+    than ``MIN_DCI_SAMPLES`` (10) samples its entries are None."""
     codes, labels = _codes_and_factors(codes, factors)
     names = [str(n) for n in factor_names] if factor_names is not None else [f"factor {k}" for k in range(labels.shape[1])]
     if len(names) != labels.shape[1]:
         raise ValueError(f"{len(names)} factor names for {labels.shape[1]} factors")
     score, gaps = mig(codes, labels, per_factor=True)
     nmi = mutual_info_matrix(codes, labels)
-    scores = dci(codes, labels, random_state=random_state)
+    scores = dci(codes, labels, random_state=random_state) if len(codes) >= MIN_DCI_SAMPLES else None
     return {
         "mig": score,
         "mig_per_factor": {name: (None if math.isnan(g) else float(g)) for name, g in zip(names, gaps)},
         "factorvae_score": factorvae_score(codes, labels, random_state=random_state),
-        "dci_disentanglement": scores.disentanglement,
-        "dci_completeness": scores.completeness,
-        "dci_informativeness": scores.informativeness,
+        "dci_disentanglement": None if scores is None else scores.disentanglement,
+        "dci_completeness": None if scores is None else scores.completeness,
+        "dci_informativeness": None if scores is None else scores.informativeness,
         "normalised_mi": nmi.tolist(),
         "factor_latents": {name: int(np.argmax(nmi[:, k])) for k, name in enumerate(names)},
         "factor_names": names,

@@ -322,7 +322,7 @@ def metric_rows(m: dict[str, Any], *, detail: bool = True) -> list[MetricRow]:
                               "mutual information gap, Chen et al. 2018 (1 = one code dimension per factor)"))
         if detail and m.get("mig_per_factor"):
             rows.append(MetricRow("mig_per_factor", "MIG per factor",
-                                  " ".join(f"{k} {num(v, '.2f')}" for k, v in m["mig_per_factor"].items()), ""))
+                                  ", ".join(f"{k} {num(v, '.2f')}" for k, v in m["mig_per_factor"].items()), ""))
         rows.append(MetricRow("factorvae_score", "FactorVAE metric", num(m.get("factorvae_score"), ".3f"),
                               "majority-vote accuracy, Kim & Mnih 2018 (chance = 1/factors)"))
         rows.append(MetricRow("dci_disentanglement", "DCI disentanglement", num(m.get("dci_disentanglement"), ".3f"),

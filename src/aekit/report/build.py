@@ -312,10 +312,11 @@ def _disentanglement(est, data: RunData, m: dict[str, Any]) -> list[Section]:
         m = {**m, **disentanglement_metrics(_call(est.transform, X, y), data.factors_eval, names,
                                             random_state=int(est.seed_))}
     nmi = np.asarray(m["normalised_mi"])
-    said = (f"MIG {m['mig']:.3f} (Chen et al. 2018; 1 = each factor told by one dimension alone), FactorVAE metric "
-            f"{m['factorvae_score']:.3f} (Kim & Mnih 2018; chance {1 / len(names):.2f}), DCI disentanglement "
-            f"{m['dci_disentanglement']:.3f}, completeness {m['dci_completeness']:.3f} and informativeness "
-            f"{m['dci_informativeness']:.3f} (Eastwood & Williams 2018; held-out R^2 of random forests)")
+    v = {r.key: r.value for r in metric_rows(m)}  # formatted; "n/a" where not measured
+    said = (f"MIG {v['mig']} (Chen et al. 2018; 1 = each factor told by one dimension alone), FactorVAE metric "
+            f"{v['factorvae_score']} (Kim & Mnih 2018; chance {1 / len(names):.2f}), DCI disentanglement "
+            f"{v['dci_disentanglement']}, completeness {v['dci_completeness']} and informativeness "
+            f"{v['dci_informativeness']} (Eastwood & Williams 2018; held-out R^2 of random forests)")
     text = (f"The data was generated from known factors of variation ({', '.join(names)}). The heat map gives, for "
             f"each code dimension and factor, the mutual information between the dimension (posterior mean for "
             f"VAEs, cut into 20 bins) and the factor, divided by the factor's entropy, over "
