@@ -7,7 +7,8 @@ families that are not registered in this aekit are skipped with a message. Two r
 bound the metrics on this data: the true factor values used as the code (what a perfect code
 scores under these estimators) and random Gaussian codes (what nothing scores).
 
-    python benchmarks/bench_disentangle.py [--models vae vae:beta=4 beta_tcvae factorvae] [--quick]
+    python benchmarks/bench_disentangle.py [--models vae vae:beta=4 beta_tcvae factorvae] [--architecture mlp]
+        [--n-train N] [--epochs E] [--quick]
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ def main() -> None:
     p.add_argument("--n-eval", type=int, default=10_000, help="evaluation images (the first of the test split)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--latent-dim", type=int, default=10)
-    p.add_argument("--channels", default="32,32,64,64", help="conv channels of the stride-2 stages")
+    p.add_argument("--architecture", default="conv", choices=("conv", "mlp"))
+    p.add_argument("--hidden-dims", default=None,
+                   help="conv channels of the stride-2 stages (default 32,32,64,64) or MLP layer sizes (default 1200,1200)")
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--verbose", action="store_true", help="training progress lines on stderr")
     p.add_argument("--save-dir", default="/tmp/aekit-bench-disentangle", help="where the fitted models are saved")
     args = p.parse_args()
@@ -84,15 +88,19 @@ def main() -> None:
     X, X_eval = train.X[: args.n_train], test.X[: args.n_eval]
     factors, names = test.factors[: args.n_eval], list(test.factor_names)
     del train
-    channels = tuple(int(c) for c in args.channels.split(","))
-    common = {"latent_dim": args.latent_dim, "architecture": "conv", "hidden_dims": channels, "epochs": args.epochs,
-              "batch_size": 64, "lr": 1e-3, "validation_fraction": 0.0, "random_state": 0, "device": "cpu", "threads": 1,
-              "verbose": args.verbose}
+    conv = args.architecture == "conv"
+    hidden = tuple(int(c) for c in (args.hidden_dims or ("32,32,64,64" if conv else "1200,1200")).split(","))
+    common = {"latent_dim": args.latent_dim, "architecture": args.architecture, "hidden_dims": hidden,
+              "epochs": args.epochs, "batch_size": args.batch_size, "lr": 1e-3, "validation_fraction": 0.0,
+              "random_state": 0, "device": "cpu", "threads": 1, "verbose": args.verbose}
+    net = (f"conv encoder with 3x3 stride-2 stages of {hidden} channels (64 -> {64 // 2 ** len(hidden)} pixels) and a "
+           f"linear head to {args.latent_dim} latent dimensions" if conv else
+           f"MLP encoder 4096-{'-'.join(map(str, hidden))}-{args.latent_dim} (ReLU)")
     print(f"Data: the first {len(X):,} images of the sprites training split (a seeded uniform draw from the "
-          f"737,280-image grid), evaluated on the first {len(X_eval):,} of its test split (disjoint). Models: conv "
-          f"encoder with 3x3 stride-2 stages of {channels} channels (64 -> 4 pixels) and a linear head to "
-          f"{args.latent_dim} latent dimensions, the decoder its mirror, Bernoulli likelihood; {args.epochs} epochs, "
-          f"batch 64, AdamW lr 1e-3, seed 0, 1 thread. Codes: the posterior mean. Metrics (aekit.evaluate): MIG with "
+          f"737,280-image grid), evaluated on the first {len(X_eval):,} of its test split (disjoint). Models: {net}, "
+          f"the decoder its mirror, Bernoulli likelihood; {args.epochs} epochs, batch {args.batch_size} "
+          f"({args.epochs * len(X) // args.batch_size:,} steps), AdamW lr 1e-3, seed 0, 1 thread. "
+          f"Codes: the posterior mean. Metrics (aekit.evaluate): MIG with "
           "20 histogram bins; FactorVAE metric with L = 64, 10,000 training and 5,000 evaluation votes, batches drawn "
           "from the evaluation images that share the fixed factor's value; DCI from random forests (held-out R^2 as "
           "informativeness).\n")
@@ -116,7 +124,7 @@ def main() -> None:
         t0 = time.perf_counter()
         est.fit(X)
         minutes = (time.perf_counter() - t0) / 60
-        est.save(save_dir / f"{spec.replace(':', '_').replace(',', '_').replace('=', '')}.safetensors")
+        est.save(save_dir / f"{args.architecture}_{_slug(spec)}.safetensors")
         m = evaluate_estimator(est, X_eval, factors=factors, factor_names=names)
         row = {"model": spec, **_scores(m), "recon BCE (nats)": m.get("recon_bce"), "KL (nats)": m.get("kl_total"),
                "active units": f"{m['active_units']}/{m['latent_dim']}" if "active_units" in m else "",
@@ -135,7 +143,7 @@ def main() -> None:
     factor_figure(out / "sprites_factors.png")
     print("Figure: `benchmarks/figures/sprites_factors.png` (the data: each factor swept from one base sprite)  ")
     for spec, trav in figures:
-        name = f"disentangle_traversals_{spec.replace(':', '_').replace(',', '_').replace('=', '')}.png"
+        name = f"disentangle_traversals_{args.architecture}_{_slug(spec)}.png"
         labels = [f"{r.factor}: z[{r.dim}] ({r.normalised_mi:.2f})" for r in trav]
         (out / name).write_bytes(image_rows([r.images for r in trav], labels, (1, 64, 64)))
         print(f"Figure: `benchmarks/figures/{name}` (rows: each factor's most informative dimension, swept over "
@@ -154,6 +162,10 @@ def factor_figure(path: Path) -> None:
         f[:, k] = np.linspace(0, size - 1, len(f)).round().astype(int)
         rows.append(render(f))
     path.write_bytes(image_rows(rows, [f"{n} ({s} values)" for n, s in zip(FACTOR_NAMES, FACTOR_SIZES)], (1, 64, 64)))
+
+
+def _slug(spec: str) -> str:
+    return spec.replace(":", "_").replace(",", "_").replace("=", "")
 
 
 def _scores(m: dict) -> dict:
