@@ -8,7 +8,7 @@ import math
 __all__ = ["DATA_HELP", "add_data_args", "data_kwargs", "at_least_two", "count", "finite_float", "fraction",
            "nonnegative_float", "positive_int", "threads_arg"]
 
-DATA_HELP = ("a dataset name (digits, mnist, fashion-mnist, binarized-mnist) or a path to a .npy, .npz, .csv file "
+DATA_HELP = ("a dataset name (digits, mnist, fashion-mnist, binarized-mnist, sprites) or a path to a .npy, .npz, .csv file "
              "or a folder of images")
 
 

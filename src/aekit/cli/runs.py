@@ -22,7 +22,7 @@ def add_commands(sub, *, with_params: bool) -> None:
         description="Train a model; the run folder is written as training goes (checkpoint and history.csv "
                     "every epoch; model.safetensors, config.json, metrics.json and report.html at the end).",
     )
-    fit.add_argument("--data", help="digits (default), mnist, fashion-mnist, binarized-mnist, or a path to a .npy, "
+    fit.add_argument("--data", help="digits (default), mnist, fashion-mnist, binarized-mnist, sprites, or a path to a .npy, "
                      ".npz, .csv file or a folder of images")
     fit.add_argument("--data-root", metavar="DIR",
                      help="folder holding the MNIST / Fashion-MNIST IDX files, when they are not found where aekit looks")

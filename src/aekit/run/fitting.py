@@ -150,7 +150,7 @@ def fit_run(
             return Run(run_dir, est, None, log_dir)
         write_history(run_dir / HISTORY_NAME, est.history_)  # the full history (also after early stopping)
         est.save(run_dir / MODEL_NAME)
-        metrics = evaluate_estimator(est, rd.X_eval, rd.y_eval)
+        metrics = evaluate_estimator(est, rd.X_eval, rd.y_eval, factors=rd.factors_eval, factor_names=rd.factor_names)
         metrics.update({"eval_split": rd.eval_split, "eval_data": rd.eval_description, "epochs_trained": len(est.history_)})
         metrics["final"] = {k: v for k, v in est.history_[-1].items() if k not in ("epoch", "lr", "time_s")}
         write_json(run_dir / METRICS_NAME, metrics)
