@@ -24,9 +24,11 @@ from .base import AEOutput, check_nonneg, decode_prior, option, reconstruction, 
 
 @dataclass
 class AAEConfig(AEConfig):
-    """adversarial_weight: weight of the encoder's -log D(z) against the reconstruction loss."""
+    """adversarial_weight: weight of the encoder's -log D(z) against the reconstruction loss. At 1
+    the discriminator won on MNIST (10 epochs, MSE): the codes collapsed (MMD to the prior 0.27)
+    and reconstructions suffered; 0.1 matched the prior (MMD 0.008) at an AE's reconstruction error."""
 
-    adversarial_weight: float = option(1.0, "weight of the encoder's adversarial loss -log D(code)")
+    adversarial_weight: float = option(0.1, "weight of the encoder's adversarial loss -log D(code)")
     discriminator_dims: tuple[int, ...] = option((256, 256), "hidden layer sizes of the discriminator on codes")
     discriminator_lr: float | None = option(None, "learning rate of the discriminator (None: the training lr)")
 

@@ -66,10 +66,12 @@ class RAE(AE):
 
     @torch.no_grad()
     def fit_density(self, X, batch_size: int = 1024) -> None:
-        """Fit the Gaussian mixture to the codes of X (full covariances, k-means++ start, seed 0);
-        with fewer distinct codes than components, as many components as there are codes."""
+        """Fit the Gaussian mixture to the codes of X (full covariances, k-means++ start, seed 0,
+        scikit-learn's EM); with fewer distinct codes than components, as many components as
+        there are codes."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture
+        from threadpoolctl import threadpool_limits
 
         device = self.gmm_means.device
         codes = []
@@ -82,7 +84,9 @@ class RAE(AE):
         n_fit = min(self.config.n_components, len(np.unique(Z, axis=0)))
         gmm = GaussianMixture(n_fit, covariance_type="full", reg_covar=1e-6 * max(float(Z.var(0).mean()), 1e-12),
                               init_params="k-means++", random_state=0, max_iter=200)
-        with warnings.catch_warnings():
+        # numpy/BLAS threads as many as torch's (aekit's thread policy): on a busy 2-core machine
+        # BLAS's default of every core made this fit 8x slower (20 s vs 2.7 s for 10,000 codes)
+        with warnings.catch_warnings(), threadpool_limits(torch.get_num_threads()):
             # a mixture that has not fully converged still samples sensibly; it is not an error here
             warnings.simplefilter("ignore", ConvergenceWarning)
             gmm.fit(Z)
