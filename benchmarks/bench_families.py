@@ -5,7 +5,7 @@ rae, aae) against the plain VAE, on MNIST, at a stated small CPU budget. Two mea
   Training: the 60,000 grey-level training images, binarized afresh every batch (dynamic
   binarisation), Burda et al.'s 784-200-200-50 tanh networks, batch 128, AdamW lr 1e-3, seed 0,
   ``--epochs`` epochs. Each family keeps its defaults (beta_tcvae beta 6, factorvae gamma 10,
-  infovae MMD weight 100) except the VampPrior's K = 500 pseudo-inputs, the paper's MNIST setting.
+  infovae MMD weight 10) except the VampPrior's K = 500 pseudo-inputs, the paper's MNIST setting.
   NLL: importance-weighted, K = ``--k`` samples (Burda et al. 2016, via ``aekit.evaluate``), on the
   first ``--test-limit`` images of ``binarized-mnist`` test (one seeded Bernoulli draw).
 ``--part samples``: sample quality of every generative family, bench_generate.py's protocol.
@@ -38,7 +38,7 @@ from aekit._utils import seeded  # noqa: E402
 from aekit.evaluate import evaluate  # noqa: E402
 from aekit.train import train  # noqa: E402
 
-BURDA = dict(latent_dim=50, hidden_dims=(200, 200), activation="tanh")
+BURDA = {"latent_dim": 50, "hidden_dims": (200, 200), "activation": "tanh"}
 NLL_FAMILIES = {  # family -> settings beyond Burda's networks
     "vae": {},
     "vampprior": {"n_pseudo_inputs": 500},
@@ -51,7 +51,7 @@ SAMPLE_FAMILIES = {  # estimator -> row label
     "VampPriorVAE": "vampprior",
     "BetaTCVAE": "beta_tcvae (beta 6)",
     "FactorVAE": "factorvae (gamma 10)",
-    "InfoVAE": "infovae (MMD weight 100, rbf)",
+    "InfoVAE": "infovae (MMD weight 10, rbf)",
     "WassersteinAutoEncoder": "wae (MMD weight 10, imq; MSE)",
     "RegularizedAutoEncoder": "rae (10-component GMM on codes; MSE)",
     "AdversarialAutoEncoder": "aae (adversarial weight 0.1; MSE)",
@@ -90,9 +90,10 @@ def part_nll(args) -> None:
 
 
 def part_samples(args) -> None:
-    from aekit.apps import image_grid
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
+
+    from aekit.apps import image_grid
 
     n_train, epochs, n_samples = (2000, 2, 200) if args.quick else (10_000, 20, 1000)
     X, y = load("mnist", "train", n_train)

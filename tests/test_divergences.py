@@ -143,6 +143,19 @@ def test_kl_decomposition_of_one_row_has_no_total_correlation():
     assert float(mi) == pytest.approx(0.0, abs=1e-6) and float(tc) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_blocked_computation_equals_the_whole(monkeypatch):
+    """Large batches are computed over blocks of rows (bounded memory); the result is the same."""
+    g = gen(3)
+    z, mu, logvar = torch.randn(50, 3, generator=g), torch.randn(50, 3, generator=g), 0.3 * torch.randn(50, 3, generator=g)
+    y = torch.randn(40, 3, generator=g)
+    whole = (losses.kl_decomposition(z, mu, logvar), losses.mmd(z, y), losses.mmd(z, y, "rbf"))
+    monkeypatch.setattr(losses, "_BLOCK_ELEMENTS", 200)  # blocks of 1-5 rows
+    blocked = (losses.kl_decomposition(z, mu, logvar), losses.mmd(z, y), losses.mmd(z, y, "rbf"))
+    for a, b in zip(whole[0], blocked[0]):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(whole[1:], blocked[1:])
+
+
 # ---------------------------------------------------------------------------- discriminator
 
 

@@ -205,14 +205,15 @@ def test_infovae_is_the_vae_plus_weighted_mmd(model_factory, batch):
 @pytest.mark.slow
 def test_wae_and_aae_match_the_codes_to_the_prior(model_factory, digits_train):
     """240 steps on digits: the codes of WAE and AAE are closer to N(0, I), by MMD, than those of
-    a plain autoencoder trained alike (measured: ae 0.072, wae 0.0018, aae 0.019; the AAE needs
-    its ~200 steps: after 64 its discriminator still wins and the MMD is 0.26)."""
+    a plain autoencoder trained alike (measured: ae 0.072, wae 0.0018, aae 0.019). The AAE's
+    adversarial weight is 1 here: on 8x8 digits the MSE is small, and at the default 0.1 the
+    pull is weaker (MMD 0.040); after only 64 steps its discriminator still wins (MMD 0.26)."""
     from aekit import losses
 
     X = digits_train[0][:512]
     mmds = {}
     for name in ("ae", "wae", "aae"):
-        model = model_factory(name, latent_dim=2)
+        model = model_factory(name, latent_dim=2, **({"adversarial_weight": 1.0} if name == "aae" else {}))
         train.train(model, X, epochs=30, batch_size=64, lr=3e-3, device="cpu", progress=False)
         with torch.no_grad():
             z = model.encode(X)
@@ -274,7 +275,7 @@ def test_vampprior_samples_decode_draws_from_the_components(model_factory):
     with torch.no_grad():
         model.pseudo_inputs[0].fill_(0.0)
         model.pseudo_inputs[1].fill_(1.0)
-        mu, logvar = model.pseudo_posteriors()
+        mu, _ = model.pseudo_posteriors()
         decoded = model.decode(mu)  # the components' means, decoded
         near = []
         for s in model.sample(400, generator=gen(0)):
@@ -293,9 +294,9 @@ def test_rae_penalties(model_factory, batch):
     out = model(X)
     l2 = sum(float(p.detach().pow(2).sum()) for p in model.decoder.parameters())
     torch.testing.assert_close(out.parts["code"], 0.5 * out.z.pow(2).sum(1))
-    assert float(out.parts["decoder_l2"][0]) == pytest.approx(l2, rel=1e-5)
+    assert float(out.parts["decoder_l2"][0].detach()) == pytest.approx(l2, rel=1e-5)
     expected = (out.parts["recon"] + 0.5 * out.parts["code"] + 0.01 * out.parts["decoder_l2"]).mean()
-    assert float(out.loss) == pytest.approx(float(expected), rel=1e-6)
+    assert float(out.loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
     out.loss.backward()
     w = model.decoder.out.weight
     plain = model_factory("rae", code_weight=0.5, decoder_weight=0.0).train()

@@ -223,17 +223,26 @@ def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scale: float | No
     (True, True)
     """
     n, m = x.shape[0], y.shape[0]
-    if n < 2 or m < 2:
-        return (x.sum() + y.sum()) * 0.0  # keeps the graph: a zero that backpropagates
+    if kernel not in MMD_KERNELS:
+        raise ValueError(f"unknown MMD kernel {kernel!r}; use one of {MMD_KERNELS}")
     c = float(scale) if scale is not None else 2.0 * x.shape[1]
     if not c > 0:
         raise ValueError(f"the MMD kernel scale must be > 0, got {scale!r}")
-    kxx = _kernel(_sq_dists(x, x), kernel, c)  # (n, n)
-    kyy = _kernel(_sq_dists(y, y), kernel, c)  # (m, m)
-    kxy = _kernel(_sq_dists(x, y), kernel, c)  # (n, m)
-    within_x = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-    within_y = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-    return within_x + within_y - 2.0 * kxy.mean()
+    if n < 2 or m < 2:
+        return (x.sum() + y.sum()) * 0.0  # keeps the graph: a zero that backpropagates
+    # k(a, a) = 1 for both kernels, so a set's diagonal sums to its size
+    within_x = (_kernel_sum(x, x, kernel, c) - n) / (n * (n - 1))
+    within_y = (_kernel_sum(y, y, kernel, c) - m) / (m * (m - 1))
+    return within_x + within_y - 2.0 * _kernel_sum(x, y, kernel, c) / (n * m)
+
+
+_BLOCK_ELEMENTS = 1 << 24  # pairwise terms held at once (64 MB of float32), whatever the batch size
+
+
+def _kernel_sum(a: torch.Tensor, b: torch.Tensor, kind: str, scale: float) -> torch.Tensor:
+    """sum_ij k(a_i, b_j), over blocks of rows of a so memory stays bounded: scalar."""
+    rows = max(1, _BLOCK_ELEMENTS // max(1, b.shape[0]))
+    return sum(_kernel(_sq_dists(a[i : i + rows], b), kind, scale).sum() for i in range(0, a.shape[0], rows))
 
 
 def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):
@@ -260,15 +269,20 @@ def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):
     correlation of a Gaussian with known correlation, say), which is what they are tested on.
     Like any minibatch estimate of log q(z), it is biased for small B.
     """
-    b = z.shape[0]
+    b, k = z.shape
     log_b = math.log(b)
-    # log q(z_ik | x_j) for every pair: (B_i, B_j, K)
-    pairs = -0.5 * (_LOG_2PI + logvar[None] + (z[:, None, :] - mu[None]).pow(2) * torch.exp(-logvar[None]))
-    log_q_self = pairs.diagonal(dim1=0, dim2=1).sum(0)  # (B,) log q(z_i | x_i)
-    log_qz = torch.logsumexp(pairs.sum(2), dim=1) - log_b  # (B,)
-    log_prod_marginals = (torch.logsumexp(pairs, dim=1) - log_b).sum(1)  # (B,)
+    log_q_self = -0.5 * (_LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(1)  # (B,) log q(z_i | x_i)
+    precision = torch.exp(-logvar)  # (B, K)
+    log_qz, log_marginals = [], []
+    rows = max(1, _BLOCK_ELEMENTS // (b * k))
+    for i in range(0, b, rows):  # blocks of rows i, so memory stays bounded whatever B
+        zi = z[i : i + rows]
+        pairs = -0.5 * (_LOG_2PI + logvar[None] + (zi[:, None, :] - mu[None]).pow(2) * precision[None])  # (b_i, B, K)
+        log_qz.append(torch.logsumexp(pairs.sum(2), dim=1) - log_b)  # (b_i,)
+        log_marginals.append((torch.logsumexp(pairs, dim=1) - log_b).sum(1))  # (b_i,)
+    log_qz_t, log_prod_marginals = torch.cat(log_qz), torch.cat(log_marginals)  # (B,) each
     log_pz = -0.5 * (_LOG_2PI + z.pow(2)).sum(1)  # (B,)
-    return log_q_self - log_qz, log_qz - log_prod_marginals, log_prod_marginals - log_pz
+    return log_q_self - log_qz_t, log_qz_t - log_prod_marginals, log_prod_marginals - log_pz
 
 
 def discriminator_bce(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -169,10 +169,12 @@ class VQVAE(*bases_for("vqvae")):
 
 
 class BetaTCVAE(*bases_for("beta_tcvae")):
-    """beta-TCVAE (Chen et al. 2018): the KL split into index-code mutual information, total
-    correlation and dimension-wise KL (minibatch-weighted sampling), weighted ``alpha``, ``beta``
-    and ``gamma``; a heavier total-correlation weight favours independent code dimensions.
-    ``score_samples`` is the ELBO (analytic KL). The history reports ``mi``, ``tc`` and ``dwkl``.
+    """beta-TCVAE (Chen et al. 2018): a VAE whose KL is split and reweighted; total correlation by ``beta``.
+
+    The KL term becomes index-code mutual information, total correlation and dimension-wise KL
+    (minibatch-weighted sampling), weighted ``alpha``, ``beta`` and ``gamma``; a heavier
+    total-correlation weight favours independent code dimensions. ``score_samples`` is the ELBO
+    (analytic KL). The history reports ``mi``, ``tc`` and ``dwkl``.
 
     Examples
     --------
@@ -188,9 +190,10 @@ class BetaTCVAE(*bases_for("beta_tcvae")):
 
 
 class FactorVAE(*bases_for("factorvae")):
-    """FactorVAE (Kim & Mnih 2018): the VAE's loss plus ``gamma`` times the total correlation of
-    the codes, estimated by a discriminator that tells codes from dimension-shuffled codes (the
-    density-ratio trick). The discriminator trains beside the model in its own parameter group.
+    """FactorVAE (Kim & Mnih 2018): a VAE plus ``gamma`` times a discriminator's total-correlation estimate.
+
+    The discriminator tells codes from dimension-shuffled codes; its mean logit estimates the total
+    correlation (the density-ratio trick). It trains beside the model in its own parameter group.
     ``score_samples`` is the ELBO.
 
     Examples
@@ -207,9 +210,10 @@ class FactorVAE(*bases_for("factorvae")):
 
 
 class InfoVAE(*bases_for("infovae")):
-    """InfoVAE (Zhao et al. 2019): the VAE's loss plus ``mmd_weight`` times the maximum mean
-    discrepancy between posterior draws and prior draws (rbf or imq kernel), which keeps the codes
-    spread like the prior. ``score_samples`` is the ELBO.
+    """InfoVAE (Zhao et al. 2019): a VAE plus ``mmd_weight`` times the MMD between posterior and prior draws.
+
+    The maximum mean discrepancy (rbf or imq kernel) keeps the aggregate of the codes spread like
+    the prior. ``score_samples`` is the ELBO.
 
     Examples
     --------
@@ -225,9 +229,10 @@ class InfoVAE(*bases_for("infovae")):
 
 
 class VampPriorVAE(*bases_for("vampprior")):
-    """VAE with a VampPrior (Tomczak & Welling 2018): the prior is a mixture of the posteriors at
-    ``n_pseudo_inputs`` learned pseudo-inputs. The ELBO, the importance-weighted NLL and sampling
-    use the mixture; the KL is a one-sample estimate.
+    """VAE with a VampPrior (Tomczak & Welling 2018): the prior mixes the posteriors at learned pseudo-inputs.
+
+    ``n_pseudo_inputs`` components. The ELBO, the importance-weighted NLL and sampling use the
+    mixture; the KL is a one-sample estimate.
 
     Examples
     --------
@@ -243,9 +248,10 @@ class VampPriorVAE(*bases_for("vampprior")):
 
 
 class WassersteinAutoEncoder(*bases_for("wae")):
-    """Wasserstein autoencoder, MMD variant (Tolstikhin et al. 2018): a deterministic encoder,
-    the reconstruction loss plus ``mmd_weight`` times the MMD between the codes and N(0, I);
-    ``sample`` decodes prior draws.
+    """Wasserstein autoencoder (Tolstikhin et al. 2018): reconstruction plus the MMD of the codes to N(0, I).
+
+    A deterministic encoder; ``mmd_weight`` weighs the maximum mean discrepancy (imq or rbf
+    kernel). ``sample`` decodes prior draws.
 
     Examples
     --------
@@ -261,9 +267,11 @@ class WassersteinAutoEncoder(*bases_for("wae")):
 
 
 class RegularizedAutoEncoder(*bases_for("rae")):
-    """Regularised autoencoder, RAE-L2 (Ghosh et al. 2020): a deterministic autoencoder with a
-    code penalty and an L2 penalty on the decoder; after training a Gaussian mixture of
-    ``n_components`` is fitted to the training codes, and ``sample`` decodes draws from it.
+    """Regularised autoencoder, RAE-L2 (Ghosh et al. 2020): penalised codes and decoder, ex-post Gaussian mixture.
+
+    A deterministic autoencoder with a code penalty and an L2 penalty on the decoder; after
+    training a Gaussian mixture of ``n_components`` is fitted to the training codes, and
+    ``sample`` decodes draws from it.
 
     Examples
     --------
@@ -279,10 +287,11 @@ class RegularizedAutoEncoder(*bases_for("rae")):
 
 
 class AdversarialAutoEncoder(*bases_for("aae")):
-    """Adversarial autoencoder (Makhzani et al. 2016): a deterministic encoder whose codes a
-    discriminator tries to tell from N(0, I) draws while the encoder learns to fool it (weight
-    ``adversarial_weight``); ``sample`` decodes prior draws. The discriminator trains beside the
-    model in its own parameter group.
+    """Adversarial autoencoder (Makhzani et al. 2016): codes matched to N(0, I) by a discriminator.
+
+    A deterministic encoder whose codes a discriminator tries to tell from N(0, I) draws while the
+    encoder learns to fool it (weight ``adversarial_weight``); ``sample`` decodes prior draws. The
+    discriminator trains beside the model in its own parameter group.
 
     Examples
     --------

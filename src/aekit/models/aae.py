@@ -19,7 +19,14 @@ from .. import losses
 from .._registry import register
 from .adversarial import CodeDiscriminator, check_lr, two_player_groups
 from .ae import AE, AEConfig
-from .base import AEOutput, check_nonneg, decode_prior, option, reconstruction, torch_generator
+from .base import (
+    AEOutput,
+    check_nonneg,
+    decode_prior,
+    option,
+    reconstruction,
+    torch_generator,
+)
 
 
 @dataclass

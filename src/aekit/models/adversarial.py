@@ -20,7 +20,7 @@ from torch import nn
 
 from ..nn import MLP
 
-__all__ = ["CodeDiscriminator", "DISCRIMINATOR_BETAS", "check_lr", "two_player_groups"]
+__all__ = ["DISCRIMINATOR_BETAS", "CodeDiscriminator", "check_lr", "two_player_groups"]
 
 # Adam's betas for the discriminator: Kim & Mnih 2018 (FactorVAE) train theirs with (0.5, 0.9),
 # the setting GAN practice (Radford et al. 2016) uses for the adversary.

@@ -37,9 +37,10 @@ def mmd_to_prior(z: torch.Tensor, kernel: str, scale: float | None, generator=No
 @dataclass
 class InfoVAEConfig(VAEConfig):
     """beta: KL weight (1 - alpha in the paper); mmd_weight: alpha + lambda - 1. The kernel is
-    Gaussian (rbf) by default, as in the paper."""
+    Gaussian (rbf) by default, as in the paper. mmd_weight 100 collapsed the posterior of a small
+    model on digits (15 epochs: no active unit, against 7 of 8 at 0 and at 10), hence 10."""
 
-    mmd_weight: float = option(100.0, "weight of the MMD between posterior draws and prior draws")
+    mmd_weight: float = option(10.0, "weight of the MMD between posterior draws and prior draws")
     kernel: str = option("rbf", "MMD kernel: rbf (Gaussian) or imq (inverse multiquadratic)")
     kernel_scale: float | None = option(None, "kernel scale C: rbf exp(-d^2/C), imq C/(C+d^2); None: 2 * latent_dim")
 
