@@ -19,14 +19,7 @@ from .. import losses
 from .._registry import register
 from .adversarial import CodeDiscriminator, check_lr, two_player_groups
 from .ae import AE, AEConfig
-from .base import (
-    AEOutput,
-    check_nonneg,
-    decode_prior,
-    option,
-    reconstruction,
-    torch_generator,
-)
+from .base import AEOutput, check_nonneg, decode_prior, option, torch_generator
 
 
 @dataclass
@@ -71,16 +64,14 @@ class AAE(AE):
         return losses.discriminator_bce(self.discriminator(prior), self.discriminator(z.detach()))
 
     def forward(self, x, y=None, *, generator=None) -> AEOutput:
-        c = self.config
-        z = self.encoder(x)  # (B, K)
-        recon, x_hat = reconstruction(c.loss, self.decoder(z), x)
-        adversarial = self.adversarial_loss(z)  # (B,)
-        disc = self.discriminator_loss(z, generator)  # (B,)
-        loss = (recon + c.adversarial_weight * adversarial).mean()
+        out = super().forward(x, y, generator=generator)  # (B, K) codes, reconstruction
+        adversarial = self.adversarial_loss(out.z)  # (B,)
+        disc = self.discriminator_loss(out.z, generator)  # (B,)
+        out.loss = out.loss + self.config.adversarial_weight * adversarial.mean()
         if self.training:  # the second player's loss; outside training the loss is the model's objective
-            loss = loss + disc.mean()
-        parts = {"recon": recon, "adversarial": adversarial, "discriminator": disc}
-        return AEOutput(loss=loss, parts=parts, x_hat=x_hat, z=z)
+            out.loss = out.loss + disc.mean()
+        out.parts.update(adversarial=adversarial, discriminator=disc)
+        return out
 
     def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode n draws from the prior N(0, I): (n, *input_shape), in data space."""

@@ -15,7 +15,7 @@ import torch
 
 from .._registry import register
 from .ae import AE, AEConfig
-from .base import AEOutput, check_nonneg, option, reconstruction
+from .base import check_nonneg, option
 
 
 @dataclass
@@ -55,14 +55,11 @@ class RAE(AE):
         """Sum of squares of the decoder's parameters (scalar)."""
         return sum(p.pow(2).sum() for p in self.decoder.parameters())
 
-    def forward(self, x, y=None, *, generator=None) -> AEOutput:
+    def penalties(self, x_in, z, hidden):
         c = self.config
-        z = self.encoder(x)  # (B, K)
-        recon, x_hat = reconstruction(c.loss, self.decoder(z), x)
         code = 0.5 * z.pow(2).sum(dim=1)  # (B,)
         l2 = self.decoder_l2().expand(z.shape[0])  # (B,), a batch-level term repeated per row
-        loss = (recon + c.code_weight * code + c.decoder_weight * l2).mean()
-        return AEOutput(loss=loss, parts={"recon": recon, "code": code, "decoder_l2": l2}, x_hat=x_hat, z=z)
+        return {"code": code, "decoder_l2": l2}, c.code_weight * code + c.decoder_weight * l2
 
     @torch.no_grad()
     def fit_density(self, X, batch_size: int = 1024) -> None:

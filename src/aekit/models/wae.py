@@ -13,7 +13,7 @@ import torch
 
 from .._registry import register
 from .ae import AE, AEConfig
-from .base import AEOutput, decode_prior, option, reconstruction
+from .base import AEOutput, decode_prior, option
 from .infovae import check_mmd_settings, mmd_to_prior
 
 
@@ -38,12 +38,11 @@ class WAE(AE):
     generative = True
 
     def forward(self, x, y=None, *, generator=None) -> AEOutput:
+        out = super().forward(x, y, generator=generator)  # (B, K) codes, reconstruction
         c = self.config
-        z = self.encoder(x)  # (B, K)
-        recon, x_hat = reconstruction(c.loss, self.decoder(z), x)
-        mmd = mmd_to_prior(z, c.kernel, c.kernel_scale, generator)  # (B,)
-        loss = (recon + c.mmd_weight * mmd).mean()
-        return AEOutput(loss=loss, parts={"recon": recon, "mmd": mmd}, x_hat=x_hat, z=z)
+        out.parts["mmd"] = mmd_to_prior(out.z, c.kernel, c.kernel_scale, generator)  # (B,)
+        out.loss = out.loss + c.mmd_weight * out.parts["mmd"].mean()
+        return out
 
     def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode n draws from the prior N(0, I): (n, *input_shape), in data space."""
