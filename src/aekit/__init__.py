@@ -22,7 +22,8 @@ passive_openmp()  # before torch loads OpenMP: see aekit._threads
 _EXPORTS = {
     **dict.fromkeys(
         ["AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
-         "ConditionalVAE", "HierarchicalVAE", "VQVAE", "load", "estimator_class"],
+         "ConditionalVAE", "HierarchicalVAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
+         "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load", "estimator_class"],
         "aekit.estimators",
     ),
     **dict.fromkeys(["AnomalyDetector", "AutoencoderImputer", "Codec", "LatentIndex"], "aekit.apps"),
@@ -34,7 +35,9 @@ _EXPORTS = {
 
 __all__ = [
     "__version__", "AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
-    "ConditionalVAE", "HierarchicalVAE", "VQVAE", "load", "estimator_class", "AnomalyDetector", "AutoencoderImputer",
+    "ConditionalVAE", "HierarchicalVAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
+    "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load", "estimator_class",
+    "AnomalyDetector", "AutoencoderImputer",
     "Codec", "LatentIndex", "build_model", "model_names", "Dataset", "DatasetNotFoundError", "available_datasets",
     "binarize", "load_dataset", "compare",
 ]
@@ -60,12 +63,19 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .estimators import (
         VAE,
         VQVAE,
+        AdversarialAutoEncoder,
         AutoEncoder,
+        BetaTCVAE,
         ConditionalVAE,
         ContractiveAutoEncoder,
         DenoisingAutoEncoder,
+        FactorVAE,
         HierarchicalVAE,
+        InfoVAE,
+        RegularizedAutoEncoder,
         SparseAutoEncoder,
+        VampPriorVAE,
+        WassersteinAutoEncoder,
         estimator_class,
         load,
     )
