@@ -334,11 +334,11 @@ def _disentanglement(est, data: RunData, m: dict[str, Any]) -> list[Section]:
         images = [np.concatenate([X[:1], np.ones_like(X[:1]), r.images.reshape(len(r.images), *X.shape[1:])])
                   for r in rows]
         labels = [f"{r.factor}: z[{r.dim}] ({r.normalised_mi:.2f})" for r in rows]
-        text = (f"For each factor, the code dimension with the most information about it (normalised mutual "
-                f"information in brackets) is swept from its 2nd to its 98th percentile over the evaluation data in "
-                f"the code of the first evaluation sample (left, set apart), the other dimensions held, and decoded. "
-                f"In a disentangled code each row changes its factor and nothing else; two factors on one dimension, "
-                f"or a row that changes several things, show entanglement.")
+        text = ("For each factor, the code dimension with the most information about it (normalised mutual "
+                "information in brackets) is swept from its 2nd to its 98th percentile over the evaluation data in "
+                "the code of the first evaluation sample (left, set apart), the other dimensions held, and decoded. "
+                "In a disentangled code each row changes its factor and nothing else; two factors on one dimension, "
+                "or a row that changes several things, show entanglement.")
         sections.append(Section("traversals", "Latent traversals per factor", text=text,
                                 figure=Figure("factor_traversals", figures.image_rows(images, labels, data.image_shape),
                                               "latent traversals per factor")))
