@@ -36,7 +36,7 @@ class AEConfig(ModelConfig):
     code_activation: activation on the code layer (None = linear code).
     linear_part: ``"pca"`` (a linear path set to PCA when training starts, the networks added to
     it starting at zero), ``"none"`` (the networks alone) or ``"auto"`` (``"pca"`` where it
-    applies: MSE loss, a linear code, aekit's own networks and AE's forward). The AE's estimator
+    applies: MSE loss, a linear code, aekit's own networks, a family that is not generative). The AE's estimator
     early-stops by default (``FIT_DEFAULTS``), so training returns the best weights on held-out
     data, the PCA start included."""
 
@@ -46,7 +46,7 @@ class AEConfig(ModelConfig):
         "auto",
         "pca: code and reconstruction start as PCA of the training data and the networks, starting at zero, "
         "add to them (training starts at PCA's error); none: the networks alone; auto: pca where it applies "
-        "(loss mse, linear code, aekit's own networks)",
+        "(loss mse, linear code, aekit's own networks, not a generative family)",
     )
 
     FILE_DEFAULTS: ClassVar[dict] = {"linear_part": "none"}  # files from before the PCA base
@@ -80,8 +80,10 @@ class AE(Autoencoder):
 
     ``pca_path`` says whether the code and reconstruction have a PCA linear part (see the module
     docstring); it is resolved from ``config.linear_part`` ("auto" uses it unless the config
-    rules it out, your own encoder/decoder modules are passed in, or a subclass writes its own
-    ``forward``: the part lives in ``code`` and ``decoder_output``, which such a forward skips).
+    rules it out, your own encoder/decoder modules are passed in, or the family is generative).
+    The part lives in ``code`` and ``decoder_output``: a subclass adds its terms through
+    ``penalties`` or by calling ``super().forward`` (as aae and wae do), never by calling
+    ``self.encoder``/``self.decoder`` itself.
     """
 
     Config = AEConfig
@@ -94,12 +96,10 @@ class AE(Autoencoder):
             c.architecture, c.input_shape, c.hidden_dims, c.latent_dim, c.activation, out_activation=c.code_activation
         )
         self.decoder = decoder or build_decoder(c.architecture, c.input_shape, c.hidden_dims, c.latent_dim, c.activation)
-        own_forward = type(self).forward is AE.forward  # a family's own forward would not see the PCA part
-        if c.linear_part == "pca" and not own_forward:
-            raise ValueError(f"linear_part='pca' does not apply to {type(self).__name__}: its forward uses the "
-                             "encoder and decoder directly, not AE's code path; use linear_part='none' (or 'auto')")
+        # auto: not for a generative family, whose codes are shaped to a prior or a density, which
+        # PCA's coordinates (scaled by the data's variances) are not
         self.pca_path = c.linear_part == "pca" or (
-            c.linear_part == "auto" and own_networks and own_forward and not c.pca_unavailable()
+            c.linear_part == "auto" and own_networks and not self.generative and not c.pca_unavailable()
         )
         if self.pca_path:
             self.needs_data_init()

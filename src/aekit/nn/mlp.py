@@ -28,6 +28,11 @@ def is_identity(name: str | None) -> bool:
     return name in _IDENTITY_NAMES
 
 
+def activation_names() -> tuple[str, ...]:
+    """The activations a config may name (besides None / "linear" for none)."""
+    return tuple(sorted(_ACTIVATIONS))
+
+
 def activation_module(name: str | None) -> nn.Module:
     """Return a fresh activation module for ``name``; ``None`` or ``"linear"`` gives identity."""
     if is_identity(name):
