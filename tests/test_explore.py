@@ -67,11 +67,28 @@ def test_a_convolutional_decoder_is_no_dense_chain(name):
 
 
 def test_the_chain_holds_the_decoder_weights():
-    model = make_model("ae")
+    model = make_model("ae", linear_part="none")
     chain = dense_chain(model)
-    assert chain.n_params == sum(p.numel() for p in model.decoder.parameters())
+    assert chain.n_params == sum(p.numel() for p in model.decoder.parameters()) and chain.skip is None
     linear = [s for s in chain.steps if s["op"] == "linear"]
     np.testing.assert_array_equal(linear[0]["weight"], model.decoder.hidden[0].weight.detach().numpy())
+
+
+def test_the_pca_base_is_a_skip_from_the_code():
+    """The AE's PCA base adds m + W z to the decoder's output: the chain finds it as an affine
+    skip from its input (by least squares, not by name) and holds m and W."""
+    model = make_model("ae", latent_dim=6)
+    model.on_train_start(torch.rand(200, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():  # networks that add something, so that the chain has both parts
+        model.decoder.out.weight.normal_(generator=torch.Generator().manual_seed(1))
+    chain = dense_chain(model)
+    np.testing.assert_allclose(chain.skip["weight"], model.pca_axes.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(chain.skip["bias"], model.pca_mean.numpy(), atol=1e-5)
+    assert chain.n_params == sum(p.numel() for p in model.decoder.parameters()) + model.pca_axes.numel() + 64
+    z = 3 * torch.randn(20, 6, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = model.decode(z).reshape(20, -1).numpy()
+    assert np.abs(chain(z.numpy()) - expected).max() < 1e-5
 
 
 def test_a_hierarchical_decoder_walks_down_through_prior_means():
@@ -355,11 +372,12 @@ def test_grid_fallback_shows_the_decoding_of_the_node_it_names(browser, digits, 
     assert page.messages == []
 
 
-def test_tables_are_decoded_into_bars_and_numbers(browser, tmp_path):
+@pytest.mark.parametrize("cls", [VAE, AutoEncoder])  # the AE on its PCA base: the chain's skip, in JavaScript
+def test_tables_are_decoded_into_bars_and_numbers(cls, browser, tmp_path):
     from sklearn.datasets import load_breast_cancer
 
     bc = load_breast_cancer()
-    vae = VAE(latent_dim=3, hidden_dims=(16,), epochs=5, random_state=0).fit(bc.data)  # standardizes (auto)
+    vae = cls(latent_dim=3, hidden_dims=(16,), epochs=5, random_state=0).fit(bc.data)  # standardizes (auto)
     page = Page(browser, explorer_html(vae, bc.data, bc.target, feature_names=bc.feature_names), tmp_path)
     state = page.hover(200, 300)
     expected = vae.inverse_transform(np.asarray([state["shown_z"]], np.float32))[0]  # data units

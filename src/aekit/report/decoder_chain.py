@@ -5,7 +5,9 @@ The chain is read off the model, never off its family's name: ``model.decode`` i
 a forward hook on every leaf module, and the modules it called, in order, with the tensors that
 flowed between them, give the steps; what happens between two modules must be "nothing" or
 "keep some columns" (a Gaussian head's mean), the decoder's input may carry a one-hot condition
-after the code, and its output may pass through a sigmoid (Bernoulli logits). The chain found is
+after the code, and its output may pass through a sigmoid (Bernoulli logits) or have an affine
+function of the decoder's input added to it (a linear skip, as the AE's PCA base: m + W z). The
+skip is found by least squares on the traced codes, not read off names. The chain found is
 then checked against ``model.decode`` on fresh codes; a decoder it cannot express (convolutions,
 normalisation layers, anything else) raises :class:`UnsupportedDecoder`.
 """
@@ -78,14 +80,17 @@ class DenseChain:
     """A decoder as dense steps on one flat vector: the code (latent_dim) followed by a one-hot
     class of size ``cond_dim`` (0 when unconditional), through ``steps`` (``linear`` with
     ``weight`` (out, in) and ``bias`` (out,) float32; ``act`` with its name and parameters;
-    ``slice`` keeping columns [start, stop)), then ``output`` ("identity" or "sigmoid").
-    ``out_dim`` values come out, in the model's flattened layout (before any de-standardisation)."""
+    ``slice`` keeping columns [start, stop)), plus, when ``skip`` is set, ``x @ skip["weight"].T +
+    skip["bias"]`` of the input x (weight (out_dim, latent_dim + cond_dim)), then ``output``
+    ("identity" or "sigmoid"). ``out_dim`` values come out, in the model's flattened layout
+    (before any de-standardisation)."""
 
     latent_dim: int
     cond_dim: int
     out_dim: int
     output: str
     steps: list[dict[str, Any]] = field(default_factory=list)
+    skip: dict[str, Any] | None = None
 
     def __call__(self, z, classes=None) -> np.ndarray:
         """The chain in float64 numpy: z (n, latent_dim), classes (n,) ints when conditional -> (n, out_dim)."""
@@ -94,6 +99,7 @@ class DenseChain:
             onehot = np.zeros((len(h), self.cond_dim))  # (n, C)
             onehot[np.arange(len(h)), np.asarray(classes, dtype=np.int64)] = 1.0
             h = np.concatenate([h, onehot], axis=1)  # (n, K + C)
+        x = h
         for step in self.steps:
             if step["op"] == "linear":
                 h = h @ step["weight"].astype(np.float64).T + step["bias"].astype(np.float64)  # (n, out)
@@ -102,11 +108,14 @@ class DenseChain:
                 h = activation(step["name"], h, **params)
             else:  # slice
                 h = h[:, step["start"] : step["stop"]]
+        if self.skip is not None:
+            h = h + x @ self.skip["weight"].astype(np.float64).T + self.skip["bias"].astype(np.float64)  # (n, out)
         return 1 / (1 + np.exp(-h)) if self.output == "sigmoid" else h
 
     @property
     def n_params(self) -> int:
-        return sum(s["weight"].size + s["bias"].size for s in self.steps if s["op"] == "linear")
+        parts = [s for s in self.steps if s["op"] == "linear"] + ([self.skip] if self.skip is not None else [])
+        return sum(s["weight"].size + s["bias"].size for s in parts)
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -152,7 +161,7 @@ def _trace(model: nn.Module, n_classes: int, check_samples: int, seed: int) -> D
     k = int(model.config.latent_dim)
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    n = max(8, 2 * n_classes)
+    n = max(8, 2 * n_classes, 2 * (k + n_classes) + 2)  # enough codes to determine an affine skip
     z = torch.randn((n, k), generator=gen).to(device)  # (n, K)
     y = torch.arange(n, device=device) % n_classes if n_classes else None
     calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
@@ -199,15 +208,30 @@ def _trace(model: nn.Module, n_classes: int, check_samples: int, seed: int) -> D
                 raise UnsupportedDecoder(f"the decoder uses {type(module).__name__}, which a dense chain does not express")
             steps.append(step)
         prev = y_out
+    output, skip = "identity", None
     if _same(prev, out):
-        output = "identity"
+        pass
     elif _same(torch.sigmoid(prev), out):
         output = "sigmoid"
+    elif prev.shape == out.shape and (skip := _affine_skip(first_in, out - prev)) is not None:
+        pass
     else:
-        raise UnsupportedDecoder("the decoder's output is neither its last layer's nor a sigmoid of it")
-    chain = DenseChain(latent_dim=k, cond_dim=cond_dim, out_dim=int(out.shape[1]), output=output, steps=steps)
+        raise UnsupportedDecoder("the decoder's output is neither its last layer's, nor a sigmoid of it, nor it plus an "
+                                 "affine function of the decoder's input")
+    chain = DenseChain(latent_dim=k, cond_dim=cond_dim, out_dim=int(out.shape[1]), output=output, steps=steps, skip=skip)
     _check(model, chain, n_classes, check_samples, gen, device)
     return chain
+
+
+def _affine_skip(x: torch.Tensor, r: torch.Tensor) -> dict[str, Any] | None:
+    """{"weight": (D, I), "bias": (D,)} float32 with r = x @ weight.T + bias, by least squares on
+    the rows of x (n, I) and r (n, D); None when r is not affine in x."""
+    x1 = torch.cat([x.double().cpu(), torch.ones(len(x), 1, dtype=torch.float64)], dim=1)  # (n, I + 1)
+    r = r.double().cpu()
+    sol = torch.linalg.lstsq(x1, r).solution  # (I + 1, D)
+    if not float((x1 @ sol - r).abs().max()) <= 1e-5 * max(1.0, float(r.abs().max())):
+        return None
+    return {"weight": sol[:-1].T.float().numpy(), "bias": sol[-1].float().numpy()}
 
 
 def _check(model, chain: DenseChain, n_classes: int, n: int, gen: torch.Generator, device) -> None:

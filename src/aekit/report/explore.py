@@ -367,7 +367,12 @@ def _chain_payload(chain) -> dict[str, Any]:
                           "bias": _b64(s["bias"])})
         else:
             steps.append(s)
-    return {"latent_dim": chain.latent_dim, "cond_dim": chain.cond_dim, "output": chain.output, "steps": steps}
+    skip = None
+    if chain.skip is not None:
+        out_dim, in_dim = chain.skip["weight"].shape
+        skip = {"in": int(in_dim), "out": int(out_dim), "weight": _b64(chain.skip["weight"]), "bias": _b64(chain.skip["bias"])}
+    return {"latent_dim": chain.latent_dim, "cond_dim": chain.cond_dim, "output": chain.output, "steps": steps,
+            "skip": skip}
 
 
 def _grid(est, Z, own, extent, projection, display, classes) -> dict[str, Any]:

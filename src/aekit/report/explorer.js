@@ -56,6 +56,8 @@
     steps: D.decoder.steps.map((s) => (s.op === "linear"
       ? {op: "linear", nIn: s.in, nOut: s.out, w: f32(s.weight), b: f32(s.bias)}
       : s)),
+    skip: D.decoder.skip && {nIn: D.decoder.skip.in, nOut: D.decoder.skip.out, w: f32(D.decoder.skip.weight),
+      b: f32(D.decoder.skip.bias)},  // an affine function of the input added at the end (the AE's PCA base)
   };
   const grid = D.grid && {
     size: D.grid.size,
@@ -69,6 +71,7 @@
     let h = new Float64Array(K + chain.condDim);
     for (let i = 0; i < K; i++) h[i] = z[i];
     if (chain.condDim) h[K + cls] = 1;
+    const x = Float64Array.from(h);  // the decoder's input, for the skip
     for (const s of chain.steps) {
       if (s.op === "linear") {
         const out = new Float64Array(s.nOut);
@@ -83,6 +86,15 @@
         for (let i = 0; i < h.length; i++) h[i] = activation(s.name, h[i], s);
       } else {
         h = h.slice(s.start, s.stop);
+      }
+    }
+    if (chain.skip) {
+      const s = chain.skip;
+      for (let o = 0; o < s.nOut; o++) {
+        let acc = s.b[o];
+        const row = o * s.nIn;
+        for (let i = 0; i < s.nIn; i++) acc += s.w[row + i] * x[i];
+        h[o] += acc;
       }
     }
     if (chain.output === "sigmoid") for (let i = 0; i < h.length; i++) h[i] = 1 / (1 + Math.exp(-h[i]));
