@@ -18,7 +18,8 @@ NAMES = model_names()
 CASES = [pytest.param(n, a, id=f"{n}-{a}") for n in NAMES for a in ("mlp", "conv")]
 GENERATIVE = [n for n in NAMES if MODELS[n].generative]
 CONDITIONAL = [n for n in NAMES if MODELS[n].conditional]
-VARIATIONAL = ("vae", "cvae", "hvae")
+VARIATIONAL = [n for n in NAMES if MODELS[n].variational]
+QUANTISED = [n for n in NAMES if MODELS[n].quantised]
 
 # Overfitting one batch of 32 digits with 300 Adam steps (lr 1e-2): the eval-mode loss above its
 # floor (the data entropy for a Bernoulli likelihood, 0 otherwise) falls by at least this factor.
@@ -44,6 +45,8 @@ def test_registry_has_every_family():
     assert expected <= set(NAMES)
     assert set(GENERATIVE) >= {"vae", "cvae", "hvae", "vqvae"}
     assert CONDITIONAL == ["cvae"]
+    assert set(VARIATIONAL) >= {"vae", "cvae", "hvae"} and "vqvae" not in VARIATIONAL
+    assert QUANTISED == ["vqvae"]
     for n in NAMES:
         assert MODELS[n].name == n
 
@@ -209,6 +212,47 @@ def test_sample_shape_and_reproducibility(name, arch, model_factory, batch):
     assert torch.isfinite(s1).all()
     assert torch.equal(s1, s2)
     assert not torch.equal(s1, s3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declared_capabilities_match_the_methods(name, model_factory, batch):
+    """A capability flag promises methods; each flag is checked against what the model can do."""
+    X, y = batch
+    model = model_factory(name).eval()
+    yb = labels_for(model, y)
+    caps = model.capabilities()
+    assert set(caps) == {"variational", "generative", "conditional", "quantised", "hierarchical"}
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        score = model.score_samples(X, yb, generator=gen)
+        assert score.shape == (X.shape[0],) and torch.isfinite(score).all()
+        if caps["variational"]:
+            elbo = model.elbo(X, yb, generator=torch.Generator().manual_seed(0))
+            assert torch.equal(model.score_samples(X, yb, generator=torch.Generator().manual_seed(0)), elbo)
+            lw = torch.stack([model.log_weight(X, yb, generator=gen) for _ in range(200)])  # (200, B)
+            # E_q[log w] is the ELBO: the mean of many log-weights matches a many-sample ELBO average
+            elbo_avg = torch.stack([model.elbo(X, yb, generator=gen) for _ in range(200)]).mean(0)
+            assert torch.allclose(lw.mean(0), elbo_avg, rtol=0.05, atol=1.0)
+            # log of the mean weight >= mean log weight (Jensen), so the IWAE bound is tighter
+            assert (torch.logsumexp(lw, 0) - math.log(200) >= lw.mean(0) - 1e-4).all()
+        else:
+            assert torch.allclose(score, -model(X, yb, generator=gen).parts["recon"])
+        if caps["quantised"]:
+            idx = model.encode_indices(X)
+            assert torch.allclose(model.decode_indices(idx), model.reconstruct(X))
+
+
+@pytest.mark.parametrize("name", [n for n in VARIATIONAL if not MODELS[n].hierarchical])
+def test_decoder_distribution_is_the_likelihood(name, model_factory, batch):
+    X, y = batch
+    model = model_factory(name).eval()
+    yb = labels_for(model, y)
+    z = torch.randn(X.shape[0], model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p = model.decoder_distribution(z, yb)
+        assert p.batch_shape == (X.shape[0],)
+        assert torch.allclose(p.log_prob(X), model.log_likelihood(X, z, yb), atol=1e-4)
+        assert torch.allclose(p.mean, model.decode(z, yb), atol=1e-6)
 
 
 def test_only_generative_models_sample(model_factory):

@@ -20,7 +20,6 @@ import torch
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..models.base import to_data_space
 from ..models.vae import log_normal
 from ._common import (
     ModelParamsMixin,
@@ -104,8 +103,10 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
         self.data_min_ = np.where(counts > 0, np.where(observed, X, np.inf).min(axis=0), self.fill_values_).astype(np.float32)
         self.data_max_ = np.where(counts > 0, np.where(observed, X, -np.inf).max(axis=0), self.fill_values_).astype(np.float32)
         template = make_estimator(self.model, self.model_params) if isinstance(self.model, str) else self.model
-        if self.strategy == "sample" and getattr(template, "_model", None) != "vae":
-            raise ValueError(f"strategy='sample' needs an unconditional VAE (model='vae'), got {type(template).__name__}")
+        if self.strategy == "sample" and not _single_level_vae(template):
+            raise ValueError(
+                f"strategy='sample' needs an unconditional one-level VAE (model='vae'), got {type(template).__name__}"
+            )
         self.estimator_ = fitted(self.model, np.where(observed, X, self.fill_values_), self.model_params, self.random_state)
         return self
 
@@ -150,13 +151,9 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
                 log_ratio = self._log_w(model, x, z_new, mu, logvar) - self._log_w(model, x, z, mu, logvar)  # (B,)
                 accept = torch.log(torch.rand(log_ratio.shape, generator=gen, device=device)) < log_ratio
                 z = torch.where(accept[:, None], z_new, z)
-                logits = model.decoder_output(z)
-                mean = to_data_space(model.recon_kind, logits)  # (B, *S)
-                if model.recon_kind == "bce":
-                    draw = torch.bernoulli(mean, generator=gen)
-                else:
-                    std = torch.exp(0.5 * model._decoder_logvar(mean))
-                    draw = mean + std * torch.randn(mean.shape, generator=gen, device=device)
+                p_x = model.decoder_distribution(z).base_dist  # elementwise, (B, *S)
+                mean = p_x.mean
+                draw = _draw(p_x, gen)
                 x = torch.where(m, draw, x_obs)
                 if t >= burn:
                     total += mean
@@ -166,11 +163,23 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
     @staticmethod
     def _log_w(model, x, z, mu, logvar) -> torch.Tensor:
         """log p(x | z) + log p(z) - log q(z | x), per sample (B,)."""
-        nll, _ = model._reconstruction(model.decoder_output(z), x)
-        zeros = torch.zeros_like(z)
-        return -nll + log_normal(z, zeros, zeros) - log_normal(z, mu, logvar)
+        return model.log_likelihood(x, z) + model.log_prior(z) - log_normal(z, mu, logvar)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _single_level_vae(estimator) -> bool:
+    """Whether the estimator's model is an unconditional VAE with one stochastic level (what the
+    Metropolis-within-Gibbs sampler is written for)."""
+    caps = getattr(estimator, "capabilities", lambda: {})()
+    return bool(caps.get("variational")) and not caps.get("conditional") and not caps.get("hierarchical")
+
+
+def _draw(p_x: torch.distributions.Distribution, gen: torch.Generator) -> torch.Tensor:
+    """One draw from an elementwise Bernoulli or Normal decoder distribution with an explicit generator."""
+    if isinstance(p_x, torch.distributions.Bernoulli):
+        return torch.bernoulli(p_x.probs, generator=gen)
+    return p_x.mean + p_x.stddev * torch.randn(p_x.mean.shape, generator=gen, device=p_x.mean.device)

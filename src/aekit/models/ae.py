@@ -8,7 +8,7 @@ import torch
 
 from .._registry import register
 from ..nn import build_decoder, build_encoder
-from .base import AEOutput, Autoencoder, ModelConfig, check_choice, reconstruction, to_data_space
+from .base import AEOutput, Autoencoder, ModelConfig, check_choice, option, reconstruction, to_data_space
 
 
 @dataclass
@@ -16,12 +16,15 @@ class AEConfig(ModelConfig):
     """loss: ``"mse"`` or ``"bce"`` (inputs in [0, 1]; the decoder then outputs logits).
     code_activation: activation on the code layer (None = linear code)."""
 
-    loss: str = "mse"
-    code_activation: str | None = None
+    loss: str = option("mse", "reconstruction loss: mse, or bce for data in [0, 1]")
+    code_activation: str | None = option(None, "activation on the code layer (None = linear code)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("loss", self.loss, ("mse", "bce"))
+
+    def probability_setting(self) -> str | None:
+        return "loss='bce'" if self.loss == "bce" else None
 
 
 @register("ae")

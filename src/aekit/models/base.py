@@ -11,8 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
+from .._config import option
+
+__all__ = [
+    "AEOutput", "Autoencoder", "CAPABILITIES", "ModelConfig", "SharedNoise", "check_choice", "check_nonneg",
+    "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
+]
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
+CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical")
 
 
 @dataclass
@@ -23,10 +30,12 @@ class ModelConfig:
     """
 
     input_shape: tuple[int, ...]
-    latent_dim: int = 16
-    hidden_dims: tuple[int, ...] = (256, 128)
-    activation: str | None = "relu"
-    architecture: str = "mlp"
+    latent_dim: int = option(16, "size of the code")
+    hidden_dims: tuple[int, ...] = option(
+        (256, 128), "encoder layer sizes, the decoder mirrors them (conv: channels of the stride-2 stages)"
+    )
+    activation: str | None = option("relu", "hidden activation (relu, leaky_relu, elu, gelu, silu, tanh, sigmoid, softplus; None = linear)")
+    architecture: str = option("mlp", "network type: mlp, or conv for images")
 
     def __post_init__(self) -> None:
         self.input_shape = _int_tuple("input_shape", self.input_shape)
@@ -43,6 +52,17 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def for_data(cls, settings: dict[str, Any], *, unit_interval: bool) -> dict[str, Any]:
+        """``settings`` with the data-dependent choices made (an estimator's ``"auto"`` values),
+        given whether every value of the training data lies in [0, 1]. Families override it."""
+        return settings
+
+    def probability_setting(self) -> str | None:
+        """The setting under which this model reads the data as probabilities in [0, 1] (e.g.
+        ``"loss='bce'"``), so it needs data in [0, 1] as given, never standardized; None if none."""
+        return None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
@@ -160,8 +180,12 @@ class Autoencoder(nn.Module):
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     name: ClassVar[str] = "base"
-    conditional: ClassVar[bool] = False
-    generative: ClassVar[bool] = False
+    # Capabilities, declared once per family; callers ask these, never the family's name.
+    variational: ClassVar[bool] = False  # has an ELBO: elbo(), log_weight(), posterior()
+    generative: ClassVar[bool] = False  # sample(n) draws new data
+    conditional: ClassVar[bool] = False  # needs class labels y in every call
+    quantised: ClassVar[bool] = False  # discrete codes: encode_indices(), decode_indices()
+    hierarchical: ClassVar[bool] = False  # several stochastic levels, a KL per level (kl_1, kl_2, ...)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -178,6 +202,16 @@ class Autoencoder(nn.Module):
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Deterministic reconstruction: decode(encode(x)), in data space."""
         return self.decode(self.encode(x, y), y)
+
+    @classmethod
+    def capabilities(cls) -> dict[str, bool]:
+        """The declared capability flags, by name."""
+        return {k: bool(getattr(cls, k)) for k in CAPABILITIES}
+
+    def score_samples(self, x: torch.Tensor, y: torch.Tensor | None = None, *, generator=None) -> torch.Tensor:
+        """Per-sample score, higher = more typical, (B,): minus the reconstruction loss here;
+        variational families return their ELBO."""
+        return -self(x, y, generator=generator).parts["recon"]
 
     def on_train_progress(self, epochs_done: float) -> None:  # noqa: B027 (optional hook)
         pass

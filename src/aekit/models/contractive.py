@@ -11,7 +11,7 @@ from .. import losses
 from .._registry import register
 from ..nn import MLP
 from .ae import AE, AEConfig
-from .base import check_nonneg
+from .base import check_nonneg, option
 
 # derivative of an elementwise activation, written in terms of its output h
 _DERIV_FROM_OUTPUT = {
@@ -24,8 +24,8 @@ _DERIV_FROM_OUTPUT = {
 
 @dataclass
 class ContractiveConfig(AEConfig):
-    contractive_weight: float = 1e-2
-    code_activation: str | None = "sigmoid"
+    contractive_weight: float = option(1e-2, "weight of the squared Frobenius norm of the encoder Jacobian")
+    code_activation: str | None = option("sigmoid", "activation on the code layer (None = linear code)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .. import corruption
 from .._registry import register
 from .ae import AE, AEConfig
-from .base import check_choice, check_nonneg
+from .base import check_choice, check_nonneg, option
 
 
 @dataclass
@@ -15,8 +15,8 @@ class DenoisingConfig(AEConfig):
     """noise: ``"gaussian"`` (noise_level = std), ``"masking"`` or ``"salt_and_pepper"``
     (noise_level = fraction of entries hit)."""
 
-    noise: str = "gaussian"
-    noise_level: float = 0.2
+    noise: str = option("gaussian", "corruption in training: gaussian, masking or salt_and_pepper")
+    noise_level: float = option(0.2, "std for gaussian noise, fraction of entries hit otherwise")
 
     def __post_init__(self) -> None:
         super().__post_init__()

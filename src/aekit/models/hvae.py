@@ -19,7 +19,7 @@ from torch import nn
 from .. import losses
 from .._registry import register
 from ..nn import MLP, build_decoder, build_encoder
-from .base import AEOutput, Autoencoder, standard_normal, to_data_space
+from .base import AEOutput, Autoencoder, option, standard_normal, to_data_space
 from .vae import VAE, VAEConfig, kl_objective, log_normal
 
 
@@ -29,11 +29,11 @@ class HVAEConfig(VAEConfig):
     stochastic layers below it, bottom first. hidden_dims shape the x <-> z_1 networks; the
     deterministic size between levels is hidden_dims[-1] (``level_dim`` when hidden_dims is empty)."""
 
-    lower_latent_dims: tuple[int, ...] = (32,)
-    level_dim: int = 128
+    lower_latent_dims: tuple[int, ...] = option((32,), "sizes of the stochastic layers below the top one, bottom first")
+    level_dim: int = option(128, "deterministic width between levels when hidden_dims is empty")
     # Without a floor the lower layers of a ladder VAE collapse onto their prior early in training
     # (KL_1 -> 0 on digits in our runs); 0.25 nats per dimension keeps every level in use.
-    free_bits: float = 0.25
+    free_bits: float = option(0.25, "nats per latent dimension below which the KL is not pushed down")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -56,6 +56,7 @@ def _merge(mu_a, logvar_a, mu_b, logvar_b):
 @register("hvae")
 class HVAE(VAE):
     Config = HVAEConfig
+    hierarchical = True
 
     def __init__(self, config: HVAEConfig, encoder=None, decoder=None):
         Autoencoder.__init__(self, config)  # VAE.__init__ builds a one-level network

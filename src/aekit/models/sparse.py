@@ -14,7 +14,7 @@ import torch
 from .. import losses
 from .._registry import register
 from .ae import AE, AEConfig
-from .base import check_choice, check_nonneg
+from .base import check_choice, check_nonneg, option
 
 
 @dataclass
@@ -28,12 +28,12 @@ class SparseConfig(AEConfig):
     ``"linear"`` for a linear code with any mode.
     """
 
-    sparsity: str = "l1"
-    sparsity_weight: float = 1e-2
-    target_rate: float | tuple[float, ...] = 0.05
-    layer_weights: tuple[float, ...] | None = None
-    divergence: str = "kl"
-    k: int = 5
+    sparsity: str = option("l1", "l1 (weight * |code|_1), kl (rate sparsity per layer) or topk (keep the k largest code units)")
+    sparsity_weight: float = option(1e-2, "weight of the sparsity penalty")
+    target_rate: float | tuple[float, ...] = option(0.05, "target mean activation for sparsity=kl: one rate, or one per penalised layer")
+    layer_weights: tuple[float, ...] | None = option(None, "penalty weight per hidden layer and the code (None: the code only)")
+    divergence: str = option("kl", "rate divergence for sparsity=kl: kl, l1 or l2")
+    k: int = option(5, "code units kept by sparsity=topk")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -19,6 +19,7 @@ from .base import (
     ModelConfig,
     check_choice,
     check_nonneg,
+    option,
     reconstruction,
     standard_normal,
     to_data_space,
@@ -36,14 +37,16 @@ class VAEConfig(ModelConfig):
     ``"cyclical"`` repeats that ramp every kl_cycle_epochs. free_bits: nats per latent dimension
     below which the KL is not pushed down. min_variance: floor on the encoder's variance."""
 
-    beta: float = 1.0
-    likelihood: str = "bernoulli"
-    gaussian_std: float | None = None
-    kl_schedule: str = "linear"
-    kl_warmup_epochs: float = 0.0
-    kl_cycle_epochs: float = 0.0
-    free_bits: float = 0.0
-    min_variance: float = 0.0
+    beta: float = option(1.0, "weight of the KL term (beta-VAE)")
+    likelihood: str = option(
+        "bernoulli", "decoder distribution: bernoulli (data in [0, 1]) or gaussian; auto picks bernoulli when X "
+        "lies in [0, 1], else gaussian with a learned variance", estimator_default="auto")
+    gaussian_std: float | None = option(None, "fixed std of a gaussian decoder (None learns one shared variance)")
+    kl_schedule: str = option("linear", "KL warm-up shape: linear, or cyclical (repeats every kl_cycle_epochs)")
+    kl_warmup_epochs: float = option(0.0, "epochs over which the KL weight ramps from 0 to beta")
+    kl_cycle_epochs: float = option(0.0, "cycle length in epochs for kl_schedule=cyclical")
+    free_bits: float = option(0.0, "nats per latent dimension below which the KL is not pushed down")
+    min_variance: float = option(0.0, "floor on the encoder's posterior variance")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,6 +58,15 @@ class VAEConfig(ModelConfig):
             raise ValueError(f"gaussian_std must be > 0 (or None to learn it), got {self.gaussian_std!r}")
         if self.kl_schedule == "cyclical" and not self.kl_cycle_epochs >= self.kl_warmup_epochs > 0:
             raise ValueError("kl_schedule='cyclical' needs kl_cycle_epochs >= kl_warmup_epochs > 0")
+
+    @classmethod
+    def for_data(cls, settings, *, unit_interval):
+        if settings.get("likelihood") == "auto":
+            settings = {**settings, "likelihood": "bernoulli" if unit_interval else "gaussian"}
+        return settings
+
+    def probability_setting(self) -> str | None:
+        return "likelihood='bernoulli'" if self.likelihood == "bernoulli" else None
 
 
 def kl_weight(config: VAEConfig, epochs_done: float, training: bool) -> float:
@@ -87,6 +99,7 @@ class VAE(Autoencoder):
     """
 
     Config = VAEConfig
+    variational = True
     generative = True
     cond_dim = 0
 
@@ -124,8 +137,38 @@ class VAE(Autoencoder):
         return torch.full((), 2 * math.log(c.gaussian_std), device=ref.device, dtype=ref.dtype)
 
     def _reconstruction(self, out: torch.Tensor, x: torch.Tensor):
-        """-log p(x|z) per sample (B,) and the decoder mean in data space."""
+        """-log p(x|z) per sample (B,) and the decoder mean in data space, from the decoder output."""
         return reconstruction(self.recon_kind, out, x, self._decoder_logvar(out))
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, y=None) -> torch.Tensor:
+        """log p(x | z) per sample, (B,); z: (B, latent_dim)."""
+        return -self._reconstruction(self.decoder_output(z, y), x)[0]
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) under the N(0, I) prior, (B,)."""
+        zeros = torch.zeros_like(z)
+        return log_normal(z, zeros, zeros)
+
+    def decoder_distribution(self, z: torch.Tensor, y=None) -> torch.distributions.Distribution:
+        """p(x | z) as a torch distribution over whole samples (batch shape (B,)): independent
+        Bernoulli (logits from the decoder) or Gaussian (decoder mean, the decoder's variance)."""
+        out = self.decoder_output(z, y)  # (B, *input_shape)
+        if self.recon_kind == "bce":
+            base = torch.distributions.Bernoulli(logits=out, validate_args=False)
+        else:
+            std = torch.exp(0.5 * self._decoder_logvar(out)).expand_as(out)
+            base = torch.distributions.Normal(out, std, validate_args=False)
+        return torch.distributions.Independent(base, out.dim() - 1)
+
+    def elbo(self, x: torch.Tensor, y=None, *, generator=None) -> torch.Tensor:
+        """The evidence lower bound per sample in nats, (B,): E_q[log p(x|z)] - KL(q(z|x) || p(z))
+        from one posterior sample and the analytic KL, whatever beta, warm-up or free bits training
+        used (the one place the ELBO is computed; every score and metric reads it here)."""
+        parts = self(x, y, generator=generator).parts
+        return -(parts["recon"] + parts["kl"])
+
+    def score_samples(self, x, y=None, *, generator=None):
+        return self.elbo(x, y, generator=generator)
 
     # -- conditioning (CVAE overrides) ------------------------------------------------
     def condition(self, y) -> torch.Tensor | None:
@@ -178,10 +221,7 @@ class VAE(Autoencoder):
         mu, logvar = self.posterior(x, y)
         eps = standard_normal(mu, generator)
         z = mu + torch.exp(0.5 * logvar) * eps
-        out = self.decoder_output(z, y)
-        nll, _ = self._reconstruction(out, x)
-        zeros = torch.zeros_like(mu)
-        return -nll + log_normal(z, zeros, zeros) - log_normal(z, mu, logvar)
+        return self.log_likelihood(x, z, y) + self.log_prior(z) - log_normal(z, mu, logvar)
 
     @torch.no_grad()
     def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> torch.Tensor:

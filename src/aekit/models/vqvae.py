@@ -19,7 +19,7 @@ from torch import nn
 from .. import losses
 from .._registry import register
 from ..nn import build_decoder, build_encoder
-from .base import AEOutput, Autoencoder, ModelConfig, check_choice, check_nonneg, reconstruction, to_data_space
+from .base import AEOutput, Autoencoder, ModelConfig, check_choice, check_nonneg, option, reconstruction, to_data_space
 
 
 @dataclass
@@ -27,13 +27,13 @@ class VQVAEConfig(ModelConfig):
     """codebook_size: K entries of size embedding_dim; latent_dim must be a multiple of
     embedding_dim. ema: update the codebook by moving averages (decay ema_decay) instead of a loss."""
 
-    latent_dim: int = 16
-    codebook_size: int = 128
-    embedding_dim: int = 4
-    commitment_weight: float = 0.25
-    ema: bool = True
-    ema_decay: float = 0.99
-    loss: str = "mse"
+    latent_dim: int = option(16, "size of the code: latent_dim / embedding_dim code vectors per sample")
+    codebook_size: int = option(128, "number of codebook entries")
+    embedding_dim: int = option(4, "size of one codebook entry (divides latent_dim)")
+    commitment_weight: float = option(0.25, "weight of the commitment loss")
+    ema: bool = option(True, "update the codebook by moving averages instead of a loss")
+    ema_decay: float = option(0.99, "decay of the codebook moving averages")
+    loss: str = option("mse", "reconstruction loss: mse, or bce for data in [0, 1]")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,6 +48,9 @@ class VQVAEConfig(ModelConfig):
         if not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay!r}")
 
+    def probability_setting(self) -> str | None:
+        return "loss='bce'" if self.loss == "bce" else None
+
     @property
     def n_positions(self) -> int:
         return self.latent_dim // self.embedding_dim
@@ -57,6 +60,7 @@ class VQVAEConfig(ModelConfig):
 class VQVAE(Autoencoder):
     Config = VQVAEConfig
     generative = True
+    quantised = True
 
     def __init__(self, config: VQVAEConfig, encoder=None, decoder=None):
         super().__init__(config)
