@@ -250,7 +250,7 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
         k = min(int(self.n_neighbors), index.n_indexed_ - loo)
         if k < 1:
             return np.zeros(len(X))
-        _, dist = index.query(np.asarray(est.transform(X), dtype=np.float32), k=k + loo)  # (n, k + loo)
+        dist, _ = index.query(np.asarray(est.transform(X), dtype=np.float32), k=k + loo)  # (n, k + loo)
         return dist[:, loo:].astype(np.float64).mean(axis=1)
 
     @property
