@@ -106,11 +106,13 @@ def detectors(quick: bool):
     return out
 
 
-def evaluate(tasks, quick: bool, group: str):
+def evaluate(tasks, quick: bool, group: str, only=None):
     """tasks: list of (label, X_fit, X_test, is_anomaly); images are (n, 1, h, w). Returns one
     row per detector with mean/std AUC over the tasks and the mean fit seconds per task."""
     rows = []
     for name, (make, score, wants_images) in detectors(quick).items():
+        if only and not any(name.startswith(o) for o in only):
+            continue
         aucs, fit_s, cpu_s = [], [], []
         for label, X_fit, X_test, is_anom in tasks:
             shape = (lambda A: A) if wants_images else (lambda A: A.reshape(len(A), -1))
@@ -135,7 +137,7 @@ def evaluate(tasks, quick: bool, group: str):
 # -- image protocol -----------------------------------------------------------------------------
 
 
-def image_tasks(name: str, quick: bool):
+def image_tasks(name: str, quick: bool, classes=None, max_train=None):
     from aekit.datasets import load_dataset
 
     tr, te = load_dataset(name.removesuffix("-images"), split="train"), load_dataset(name.removesuffix("-images"), split="test")
@@ -146,10 +148,11 @@ def image_tasks(name: str, quick: bool):
         keep = np.sort(rng.choice(len(X_test), 1000, replace=False))
         X_test, y_test = X_test[keep], y_test[keep]
     tasks = []
-    for c in ((0, 1, 2) if quick else range(10)):
+    cap = 500 if quick else max_train
+    for c in (classes if classes is not None else ((0, 1, 2) if quick else range(10))):
         idx = np.flatnonzero(y_train == c)
-        if quick and len(idx) > 500:
-            idx = np.sort(rng.choice(idx, 500, replace=False))
+        if cap is not None and len(idx) > cap:  # a seeded random subset of the class
+            idx = np.sort(rng.choice(idx, cap, replace=False))
         tasks.append((str(c), X_train[idx], X_test, (y_test != c).astype(int)))
     return tasks
 
@@ -237,6 +240,10 @@ def main() -> None:
     p = setup(__doc__)
     choices = ["mnist", "fashion-mnist", "digits-images", "tabular", "synthetic"]
     p.add_argument("--data", nargs="+", default=choices, choices=choices)
+    p.add_argument("--classes", nargs="+", type=int, help="image protocol: only these normal classes (default: all 10)")
+    p.add_argument("--max-train", type=int, help="image protocol: at most this many training images per class "
+                   "(a seeded random subset; default: all ~6,000)")
+    p.add_argument("--detectors", nargs="+", help="only the detectors whose names start with one of these")
     args = p.parse_args()
     header("Anomaly detection: ROC-AUC (bench_anomaly.py)")
     print(f"Load average at start: {' '.join(f'{v:.1f}' for v in os.getloadavg())}  ")
@@ -248,11 +255,12 @@ def main() -> None:
     sections = []
     for name in args.data:
         if name in ("mnist", "fashion-mnist", "digits-images"):
-            tasks = image_tasks(name, args.quick)
-            title = (f"{name}, one-class protocol: per class, fit on {'<= 500' if args.quick else 'all'} training images of "
+            tasks = image_tasks(name, args.quick, args.classes, args.max_train)
+            cap = 500 if args.quick else args.max_train
+            title = (f"{name}, one-class protocol: per class, fit on {f'<= {cap}' if cap else 'all'} training images of "
                      f"the class, score {len(tasks[0][2])} test images; tasks = classes "
                      f"{', '.join(t[0] for t in tasks)}; per-task AUC in %")
-            sections.append((name, title, evaluate(tasks, args.quick, name)))
+            sections.append((name, title, evaluate(tasks, args.quick, name, args.detectors)))
         elif name == "tabular":
             for ds in ("breast cancer", "wine", "iris", "digits"):
                 tasks = real_tabular_tasks(ds, n_splits)
@@ -260,13 +268,13 @@ def main() -> None:
                 title = (f"{ds} ({X0.shape[1]} features): {len(tasks)} tasks "
                          f"({'malignant as anomalies' if ds == 'breast cancer' else 'each class as normal'} x "
                          f"{n_splits} random 70/30 splits of the normal rows); fit on ~{len(X0)} rows")
-                sections.append((ds, title, evaluate(tasks, args.quick, ds)))
+                sections.append((ds, title, evaluate(tasks, args.quick, ds, args.detectors)))
         else:
             for kind in KINDS:
                 tasks = [(f"s{s}", *planted(kind, s)) for s in range(n_splits)]
                 title = (f"synthetic, {kind} anomalies: 16 features, fit on 500 normal rows, test on 500 normal + "
                          f"50 anomalies; {n_splits} seeds (a new data set each)")
-                sections.append((f"synthetic {kind}", title, evaluate(tasks, args.quick, kind)))
+                sections.append((f"synthetic {kind}", title, evaluate(tasks, args.quick, kind, args.detectors)))
     for short, title, rows in sections:
         summary[short] = rows
         print(f"\n#### {title}\n")

@@ -141,6 +141,8 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
     estimators_ : list of the fitted autoencoder estimators; ``estimator_`` is the first.
     scoring_ : str, the scoring used ("auto" resolved).
     offset_ : float, the score threshold (``threshold_`` is the same number).
+    training_scores_ : (n,) array, the training samples' scores ``offset_`` is a quantile of
+        (leave-one-out for "latent_knn", like ``LocalOutlierFactor.negative_outlier_factor_``).
     n_features_in_, input_shape_ : as seen in fit.
 
     Notes
@@ -232,8 +234,8 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
             self.indexes_ = [LatentIndex().fit(np.asarray(est.transform(X), dtype=np.float32)) for est in self.estimators_]
         raw = [self._member_scores(i, X, training=True) for i in range(len(self.estimators_))]  # (n,) each
         self._scales = [1.0] * len(raw) if len(raw) == 1 else [max(float(np.median(r)), 1e-12) for r in raw]
-        train = -np.mean([r / s for r, s in zip(raw, self._scales)], axis=0)
-        self.offset_ = float(np.percentile(train, 100.0 * self.contamination))
+        self.training_scores_ = -np.mean([r / s for r, s in zip(raw, self._scales)], axis=0)
+        self.offset_ = float(np.percentile(self.training_scores_, 100.0 * self.contamination))
         return self
 
     # -- scoring ---------------------------------------------------------------------------------

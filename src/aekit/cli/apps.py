@@ -71,8 +71,10 @@ def add_commands(sub) -> None:
                      help="expected fraction of outliers in DATA, in (0, 0.5]: the threshold is this quantile of "
                           "DATA's scores (default: 0.1)")
     cut.add_argument("--threshold", type=finite_float, metavar="T", help="a fixed score threshold instead")
-    de.add_argument("--scoring", choices=("reconstruction", "elbo"), default="reconstruction",
-                    help="reconstruction (default) or elbo (variational models)")
+    de.add_argument("--scoring", choices=("reconstruction", "latent_knn", "elbo", "auto"), default="reconstruction",
+                    help="reconstruction (default: minus the mean squared error per value), latent_knn (minus the "
+                         "mean distance of a sample's code to its 5 nearest other samples' codes), elbo (variational "
+                         "models) or auto (latent_knn for 500 images or more, else reconstruction)")
     de.set_defaults(func=_cmd_detect)
 
     im = app_parser(sub, "impute", "fill the missing values (NaN) of data with a run's model",
@@ -188,7 +190,7 @@ def _cmd_detect(args) -> int:
                    ((i, f"{s:.7g}", int(o)) for i, (s, o) in enumerate(zip(r.scores, r.is_outlier))))
     n_out = int(r.is_outlier.sum())
     how = f"--threshold {args.threshold:g}" if args.threshold is not None else f"contamination {args.contamination:g}"
-    print(f"{n_out} of {len(r.scores)} samples flagged as outliers ({args.scoring} score below {r.threshold:.6g}; {how})")
+    print(f"{n_out} of {len(r.scores)} samples flagged as outliers ({r.detector.scoring_} score below {r.threshold:.6g}; {how})")
     worst = np.argsort(r.scores, kind="stable")[: min(10, n_out)]
     if len(worst):
         print("most anomalous: " + ", ".join(f"{i} ({r.scores[i]:.4g})" for i in worst))

@@ -143,8 +143,10 @@ def detect_run(run_dir: str | Path, data: str | Path, *, contamination: float = 
     """Anomaly scores of ``data`` under a run's model (:class:`aekit.apps.AnomalyDetector` over the
     fitted estimator, which is used as it is).
 
-    ``scoring``: "reconstruction" (minus the mean squared error per value) or "elbo"
-    (variational models). Samples scoring below the threshold are outliers: the
+    ``scoring``: "reconstruction" (minus the mean squared error per value), "latent_knn"
+    (minus the mean distance of a sample's code to the codes of its 5 nearest other samples),
+    "elbo" (variational models) or "auto" (latent_knn for 500 images or more, else
+    reconstruction). Samples scoring below the threshold are outliers: the
     ``contamination`` quantile of the data's own scores, or ``threshold`` when given.
     """
     from ..apps import AnomalyDetector
@@ -156,7 +158,7 @@ def detect_run(run_dir: str | Path, data: str | Path, *, contamination: float = 
     if len(X) < 2:
         raise ValueError(f"{data}: anomaly detection needs at least 2 samples, got {len(X)}")
     det = AnomalyDetector(est, contamination=contamination, scoring=scoring).fit(X)
-    scores = det.score_samples(X)
+    scores = det.training_scores_  # the data's own scores (leave-one-out for latent_knn)
     cut = det.threshold_ if threshold is None else float(threshold)
     return Detection(scores, scores < cut, cut, det)
 
