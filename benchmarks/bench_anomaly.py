@@ -107,26 +107,29 @@ def detectors(quick: bool):
 
 
 def evaluate(tasks, quick: bool, group: str, only=None):
-    """tasks: list of (label, X_fit, X_test, is_anomaly); images are (n, 1, h, w). Returns one
-    row per detector with mean/std AUC over the tasks and the mean fit seconds per task."""
-    rows = []
-    for name, (make, score, wants_images) in detectors(quick).items():
-        if only and not any(name.startswith(o) for o in only):
-            continue
-        aucs, fit_s, cpu_s = [], [], []
-        for label, X_fit, X_test, is_anom in tasks:
+    """tasks: list of (label, X_fit, X_test, is_anomaly); images are (n, 1, h, w). Every
+    detector is fitted and scored on a task before the next task (a run stopped early still has
+    complete rows for the tasks it finished; each finished task is printed). Returns one row per
+    detector with mean/std AUC over the tasks and the mean fit seconds per task."""
+    chosen = {n: d for n, d in detectors(quick).items() if not only or any(n.startswith(o) for o in only)}
+    res = {n: {"auc": [], "fit": [], "cpu": []} for n in chosen}
+    for label, X_fit, X_test, is_anom in tasks:
+        line = []
+        for name, (make, score, wants_images) in chosen.items():
             shape = (lambda A: A) if wants_images else (lambda A: A.reshape(len(A), -1))
             est = make(int(np.prod(X_fit.shape[1:])))
             t0, c0 = time.perf_counter(), time.process_time()
             est.fit(shape(X_fit))
-            fit_s.append(time.perf_counter() - t0)
-            cpu_s.append(time.process_time() - c0)
-            aucs.append(roc_auc_score(is_anom, score(est, shape(X_test))))
-        rows.append({"detector": name, "mean ROC-AUC": float(np.mean(aucs)), "std": float(np.std(aucs)),
-                     "fit s / task": f"{np.mean(fit_s):.1f}",
-                     "CPU s / task": f"{np.mean(cpu_s):.1f}", "per task": " ".join(f"{100 * a:.1f}" for a in aucs)})
-        print(f"  [{group}] {name}: {np.mean(aucs):.4f} ({np.mean(fit_s):.1f} s/task, load {os.getloadavg()[0]:.1f})",
-              flush=True)
+            res[name]["fit"].append(time.perf_counter() - t0)
+            res[name]["cpu"].append(time.process_time() - c0)
+            res[name]["auc"].append(roc_auc_score(is_anom, score(est, shape(X_test))))
+            line.append(f"{name} {res[name]['auc'][-1]:.4f} ({res[name]['fit'][-1]:.0f} s)")
+        print(f"  [{group} {label}] " + "; ".join(line) + f"; load {os.getloadavg()[0]:.1f}", flush=True)
+    rows = []
+    for name, r in res.items():
+        rows.append({"detector": name, "mean ROC-AUC": float(np.mean(r["auc"])), "std": f"{np.std(r['auc']):.3f}",
+                     "fit s / task": f"{np.mean(r['fit']):.1f}", "CPU s / task": f"{np.mean(r['cpu']):.1f}",
+                     "per task": " ".join(f"{100 * a:.1f}" for a in r["auc"])})
     means = [round(r["mean ROC-AUC"], 3) for r in rows]  # ranked as printed: equal at 3 decimals is a tie
     for r, m in zip(rows, means):
         r["rank"] = 1 + sum(o > m for o in means)
@@ -243,6 +246,7 @@ def main() -> None:
     p.add_argument("--classes", nargs="+", type=int, help="image protocol: only these normal classes (default: all 10)")
     p.add_argument("--max-train", type=int, help="image protocol: at most this many training images per class "
                    "(a seeded random subset; default: all ~6,000)")
+    p.add_argument("--splits", type=int, default=5, help="tabular protocol: random splits (synthetic: seeds) per set")
     p.add_argument("--detectors", nargs="+", help="only the detectors whose names start with one of these")
     args = p.parse_args()
     header("Anomaly detection: ROC-AUC (bench_anomaly.py)")
@@ -250,9 +254,15 @@ def main() -> None:
     if not _have_pyod():
         print("PyOD is not importable here: its AutoEncoder, VAE and DeepSVDD are skipped "
               "(run with benchmarks/.venv-peers/bin/python).\n")
-    n_splits = 2 if args.quick else 5
+    n_splits = 2 if args.quick else args.splits
     summary = {}
-    sections = []
+    def add(section):  # print each data set's table as soon as it is done
+        short, title, rows = section
+        summary[short] = rows
+        print(f"\n#### {title}\n")
+        print(table(rows, ["detector", "mean ROC-AUC", "std", "rank", "fit s / task", "CPU s / task", "per task"]),
+              flush=True)
+
     for name in args.data:
         if name in ("mnist", "fashion-mnist", "digits-images"):
             tasks = image_tasks(name, args.quick, args.classes, args.max_train)
@@ -260,7 +270,7 @@ def main() -> None:
             title = (f"{name}, one-class protocol: per class, fit on {f'<= {cap}' if cap else 'all'} training images of "
                      f"the class, score {len(tasks[0][2])} test images; tasks = classes "
                      f"{', '.join(t[0] for t in tasks)}; per-task AUC in %")
-            sections.append((name, title, evaluate(tasks, args.quick, name, args.detectors)))
+            add((name, title, evaluate(tasks, args.quick, name, args.detectors)))
         elif name == "tabular":
             for ds in ("breast cancer", "wine", "iris", "digits"):
                 tasks = real_tabular_tasks(ds, n_splits)
@@ -268,21 +278,18 @@ def main() -> None:
                 title = (f"{ds} ({X0.shape[1]} features): {len(tasks)} tasks "
                          f"({'malignant as anomalies' if ds == 'breast cancer' else 'each class as normal'} x "
                          f"{n_splits} random 70/30 splits of the normal rows); fit on ~{len(X0)} rows")
-                sections.append((ds, title, evaluate(tasks, args.quick, ds, args.detectors)))
+                add((ds, title, evaluate(tasks, args.quick, ds, args.detectors)))
         else:
             for kind in KINDS:
                 tasks = [(f"s{s}", *planted(kind, s)) for s in range(n_splits)]
                 title = (f"synthetic, {kind} anomalies: 16 features, fit on 500 normal rows, test on 500 normal + "
                          f"50 anomalies; {n_splits} seeds (a new data set each)")
-                sections.append((f"synthetic {kind}", title, evaluate(tasks, args.quick, kind, args.detectors)))
-    for short, title, rows in sections:
-        summary[short] = rows
-        print(f"\n#### {title}\n")
-        print(table(rows, ["detector", "mean ROC-AUC", "std", "rank", "fit s / task", "CPU s / task", "per task"]))
-    names = [r["detector"] for r in next(iter(summary.values()))]
+                add((f"synthetic {kind}", title, evaluate(tasks, args.quick, kind, args.detectors)))
+    names = list(dict.fromkeys(r["detector"] for rs in summary.values() for r in rs))
     print("\n#### Summary: mean ROC-AUC per data set (best in bold)\n")
     cols = ["data set"] + names
-    rows = [{"data set": ds, **{r["detector"]: r["mean ROC-AUC"] for r in rs}} for ds, rs in summary.items()]
+    rows = [{"data set": ds, **dict.fromkeys(names, "-"), **{r["detector"]: r["mean ROC-AUC"] for r in rs}}
+            for ds, rs in summary.items()]
     print(table(rows, cols))
     print(f"Load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
