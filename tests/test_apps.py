@@ -206,14 +206,14 @@ def test_precision_at_k_by_label(ae, digits):
 def test_anomaly_detector_flags_planted_noise_images(digits):
     X_train, _, X_test, _ = digits
     det = AnomalyDetector(contamination=0.1, latent_dim=8, epochs=20, n_models=1, **SMALL).fit(X_train)
-    assert det.scoring_ == "reconstruction" and len(det.estimators_) == 1
+    assert det.scoring_ == "reconstruction_knn" and len(det.estimators_) == 1
     noise = np.random.default_rng(0).random((40, 64)).astype(np.float32)
     X = np.concatenate([X_test, noise])
     is_outlier = np.r_[np.zeros(len(X_test)), np.ones(len(noise))]
     assert roc_auc_score(is_outlier, -det.score_samples(X)) > 0.9
-    pred = det.predict(X_train)
-    assert set(np.unique(pred)) == {-1, 1}
-    assert abs((pred == -1).mean() - 0.1) <= 1 / len(X_train)
+    # the threshold flags `contamination` of the training scores (k-NN part leave-one-out)
+    assert abs((det.training_scores_ < det.offset_).mean() - 0.1) <= 1 / len(X_train)
+    assert set(np.unique(det.predict(X))) == {-1, 1}
     np.testing.assert_allclose(det.decision_function(X), det.score_samples(X) - det.threshold_)
     assert (det.predict(noise) == -1).mean() > 0.9
 
@@ -267,7 +267,7 @@ def test_default_detector_beats_isolation_forest_and_pca_on_broken_dependencies(
 
     X_fit, X_test, is_anomaly = _planted_dependency_anomalies()
     det = AnomalyDetector(random_state=0).fit(X_fit)
-    assert det.scoring_ == "reconstruction" and len(det.estimators_) == 3
+    assert det.scoring_ == "reconstruction_knn" and len(det.estimators_) == 3
     ours = roc_auc_score(is_anomaly, -det.score_samples(X_test))
     forest = roc_auc_score(is_anomaly, -IsolationForest(random_state=0).fit(X_fit).score_samples(X_test))
     pca = roc_auc_score(is_anomaly, _pca_error(X_fit, X_test))
@@ -287,17 +287,46 @@ def test_latent_knn_scores_distance_to_the_training_codes(digits):
     assert det.offset_ == pytest.approx(np.percentile(loo, 10), rel=1e-5)
 
 
+def test_reconstruction_knn_adds_the_robustly_standardized_error_and_input_distance(digits):
+    X_train, _, X_test, _ = digits
+    X_train = X_train[:300]
+    det = AnomalyDetector(scoring="reconstruction_knn", n_models=1, n_neighbors=3, epochs=2, latent_dim=4, **SMALL).fit(X_train)
+    est = det.estimator_
+    err = lambda A: (((est.reconstruct(A) - A) / est.scale_) ** 2).mean(1)  # (n,)
+    U = lambda A: ((A - est.mean_) / est.scale_).astype(np.float64)  # the models' standardized units
+    d_train = np.sqrt(((U(X_train)[:, None] - U(X_train)[None]) ** 2).sum(-1))
+    d_test = np.sqrt(((U(X_test[:30])[:, None] - U(X_train)[None]) ** 2).sum(-1))
+    knn_train, knn_test = np.sort(d_train, 1)[:, 1:4].mean(1), np.sort(d_test, 1)[:, :3].mean(1)  # training: leave-one-out
+    rz = lambda s, ref: (s - np.median(ref)) / np.subtract(*np.percentile(ref, [75, 25]))
+    expected = rz(err(X_test[:30]), err(X_train)) + rz(knn_test, knn_train)
+    np.testing.assert_allclose(det.score_samples(X_test[:30]), -expected, rtol=1e-3, atol=1e-3)
+
+
+def test_table_default_sees_rows_far_out_along_the_normal_manifold():
+    # normal rows on a line through 6-D space (plus noise); anomalies on the same line, far out:
+    # an autoencoder reconstructs them (they are on its manifold), the k-NN distance does not
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=6)
+    line = lambda t: t[:, None] * w + 0.05 * rng.normal(size=(len(t), 6))
+    X_fit, normal = line(rng.normal(size=300)), line(rng.normal(size=200))
+    far = line(rng.choice([-1, 1], 20) * rng.uniform(3.5, 5, 20))
+    X_test, is_anomaly = np.concatenate([normal, far]).astype(np.float32), np.r_[np.zeros(200), np.ones(20)]
+    auc = {s: roc_auc_score(is_anomaly, -AnomalyDetector(scoring=s, n_models=1, random_state=0).fit(X_fit.astype(np.float32))
+                            .score_samples(X_test)) for s in ("auto", "reconstruction")}
+    assert auc["auto"] > 0.95 and auc["auto"] > auc["reconstruction"] + 0.05, auc
+
+
 def test_auto_scoring_picks_latent_knn_for_many_images():
     X = aekit.load_dataset("digits").X[:600]  # (600, 1, 8, 8)
     det = AnomalyDetector(epochs=1, random_state=0).fit(X)
     assert det.scoring_ == "latent_knn" and len(det.estimators_) == 1
     assert det.estimator_.architecture == "conv" and det.estimator_.hidden_dims == (32, 64)
-    assert AnomalyDetector(epochs=1, random_state=0).fit(X.reshape(600, -1)).scoring_ == "reconstruction"
+    assert AnomalyDetector(epochs=1, random_state=0).fit(X.reshape(600, -1)).scoring_ == "reconstruction_knn"
 
 
 def test_ensemble_members_differ_and_scores_average_their_scaled_errors(digits):
     X_train, _, X_test, _ = digits
-    det = AnomalyDetector(n_models=2, epochs=2, latent_dim=4, **SMALL).fit(X_train)
+    det = AnomalyDetector(n_models=2, scoring="reconstruction", epochs=2, latent_dim=4, **SMALL).fit(X_train)
     a, b = det.estimators_
     assert a.random_state == 0 and b.random_state == 1
     errors = []
@@ -345,21 +374,23 @@ def test_anomaly_detector_elbo_scoring(digits):
 
 
 _FAST_DETECTOR = {"model_params": {"epochs": 3, "batch_size": 32, "hidden_dims": (8,), "latent_dim": 2, "device": "cpu"}}
-# Latent k-NN sets its threshold on leave-one-out training scores (as LocalOutlierFactor with
-# novelty=True), so the training samples, scored again with themselves in the index, are flagged
-# less often than `contamination` says: the checks that count outliers on the training data fail.
+# The k-NN scorings (latent_knn; reconstruction_knn, the default for tables) set the threshold on
+# leave-one-out training scores (as LocalOutlierFactor with novelty=True), so the training samples,
+# scored again with themselves in the index, are flagged less often than `contamination` says:
+# the checks that count outliers on the training data fail.
 _LOO_THRESHOLD = "threshold set on leave-one-out training scores (novelty semantics, like LOF(novelty=True))"
 
 
 @parametrize_with_checks(
-    [AnomalyDetector(n_models=1, **_FAST_DETECTOR), AnomalyDetector("vae", scoring="elbo", n_models=1, **_FAST_DETECTOR),
+    [AnomalyDetector(n_models=1, **_FAST_DETECTOR), AnomalyDetector(scoring="reconstruction", n_models=1, **_FAST_DETECTOR),
+     AnomalyDetector("vae", scoring="elbo", n_models=1, **_FAST_DETECTOR),
      AnomalyDetector(scoring="latent_knn", n_models=2, **_FAST_DETECTOR)],
     expected_failed_checks=lambda est: {
         # As for the estimators (tests/test_estimators.py): float32 models give results that agree
         # across batch sizes only to ~1 ulp, which this check's rtol=1e-7 rejects.
         "check_methods_subset_invariance": "float32 results differ by ~1 ulp across batch sizes",
         **({"check_outliers_train": _LOO_THRESHOLD, "check_outliers_fit_predict": _LOO_THRESHOLD}
-           if est.scoring == "latent_knn" else {}),
+           if est.scoring in ("auto", "latent_knn") else {}),
     },
 )
 def test_anomaly_detector_sklearn_contract(estimator, check):
@@ -497,8 +528,10 @@ def test_extra_keywords_go_to_model_params_and_survive_clone(digits):
 
 def test_a_fitted_estimator_is_used_as_it_is(ae, digits):
     X_train, _, X_test, _ = digits
-    det = AnomalyDetector(ae, contamination=0.2).fit(X_test)  # only the threshold is learned
-    assert det.estimator_ is ae
+    det = AnomalyDetector(ae, contamination=0.2).fit(X_test)  # only the k-NN index and threshold are learned
+    assert det.estimator_ is ae and det.scoring_ == "reconstruction_knn"
+    assert abs((det.training_scores_ < det.threshold_).mean() - 0.2) <= 1 / len(X_test)
+    det = AnomalyDetector(ae, scoring="reconstruction", contamination=0.2).fit(X_test)
     assert abs((det.predict(X_test) == -1).mean() - 0.2) <= 1 / len(X_test)
     assert Codec(ae).fit(X_train).estimator_ is ae and LatentIndex(ae).fit(X_train).estimator_ is ae
     imp = AutoencoderImputer(ae).fit(_with_missing(X_test, 0.2))
