@@ -18,6 +18,7 @@ from .estimators import (
     ContractiveAutoEncoder,
     DenoisingAutoEncoder,
     HierarchicalVAE,
+    MaskedAutoEncoder,
     SparseAutoEncoder,
     load,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "DenoisingAutoEncoder",
     "SparseAutoEncoder",
     "ContractiveAutoEncoder",
+    "MaskedAutoEncoder",
     "VAE",
     "ConditionalVAE",
     "HierarchicalVAE",

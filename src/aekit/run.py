@@ -578,9 +578,10 @@ class Imputed:
 def impute_run(run_dir: str | Path, data: str | Path, *, n_iter: int = 10, strategy: str = "reconstruct",
                seed: int = 0, split: str = "all", limit: int | None = None) -> Imputed:
     """Fill the NaNs of ``data`` with a run's model (:class:`aekit.apps.AutoencoderImputer` over
-    the fitted estimator): start from each feature's observed mean in ``data``, then ``n_iter``
-    rounds of "reconstruct, overwrite the missing entries"; ``strategy="sample"`` (vae only)
-    runs the Metropolis-within-Gibbs sampler seeded by ``seed``. Only NaNs change."""
+    the fitted estimator): a masked model fills them in one pass from each row's observed values;
+    any other starts from each feature's observed mean in ``data``, then ``n_iter`` rounds of
+    "reconstruct, overwrite the missing entries"; ``strategy="sample"`` (vae only) runs the
+    Metropolis-within-Gibbs sampler seeded by ``seed``. Only NaNs change."""
     from .apps import AutoencoderImputer
 
     est = _load_for_use(run_dir)

@@ -13,7 +13,7 @@ from torch import nn
 from .. import losses
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
-CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical")
+CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical", "handles_missing")
 
 
 def option(default: Any, help: str) -> Any:
@@ -109,18 +109,20 @@ class AEOutput:
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None):
+def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None,
+                   weight: torch.Tensor | None = None):
     """Per-sample reconstruction loss and data-space reconstruction from a decoder output.
 
     kind ``"mse"``: out is the mean; ``"bce"``: out are Bernoulli logits; ``"gaussian"``: out is the
-    mean of N(out, exp(logvar)). Returns (loss (B,), x_hat (B, ...)).
+    mean of N(out, exp(logvar)). ``weight`` (like x) weighs each entry's term (0 leaves it out).
+    Returns (loss (B,), x_hat (B, ...)).
     """
     if kind == "mse":
-        return losses.mse(out, x), out
+        return losses.mse(out, x, weight), out
     if kind == "bce":
-        return losses.bce_with_logits(out, x), torch.sigmoid(out)
+        return losses.bce_with_logits(out, x, weight), torch.sigmoid(out)
     if kind == "gaussian":
-        return losses.gaussian_nll(x, out, logvar), out
+        return losses.gaussian_nll(x, out, logvar, weight), out
     raise ValueError(f"unknown reconstruction loss {kind!r}; use one of {RECON_LOSSES}")
 
 
@@ -175,6 +177,7 @@ class Autoencoder(nn.Module):
     conditional: ClassVar[bool] = False  # needs class labels y in every call
     quantised: ClassVar[bool] = False  # discrete codes: encode_indices(), decode_indices()
     hierarchical: ClassVar[bool] = False  # several stochastic levels, a KL per level (kl_1, kl_2, ...)
+    handles_missing: ClassVar[bool] = False  # NaN entries of x are missing values: seen as a mask, left out of the loss
 
     def __init__(self, config: ModelConfig):
         super().__init__()
