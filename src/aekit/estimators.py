@@ -31,6 +31,7 @@ __all__ = [
     "DenoisingAutoEncoder",
     "SparseAutoEncoder",
     "ContractiveAutoEncoder",
+    "MaskedAutoEncoder",
     "VAE",
     "ConditionalVAE",
     "HierarchicalVAE",
@@ -133,14 +134,21 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return get_model_class(cls._model).capabilities()
 
     # -- input handling ------------------------------------------------------------
+    def _allows_nan(self) -> bool:
+        """Whether NaNs in X are accepted, as missing values (families that declare ``handles_missing``)."""
+        return bool(self.capabilities().get("handles_missing"))
+
     def _validate_X(self, X, reset: bool) -> np.ndarray:
         """Validate X and return it as float32 with one sample per row in its original layout."""
+        finite = "allow-nan" if self._allows_nan() else True
         if isinstance(X, np.memmap) and X.dtype == np.float32 and not reset:
             arr = X  # streamed batch by batch; finiteness is checked per batch
         elif np.ndim(X) == 2 if hasattr(X, "ndim") else True:
-            arr = validate_data(self, X, reset=reset, dtype=np.float32, ensure_min_samples=2 if reset else 1)
+            arr = validate_data(self, X, reset=reset, dtype=np.float32, ensure_all_finite=finite,
+                                ensure_min_samples=2 if reset else 1)
         else:
-            arr = check_array(X, allow_nd=True, dtype=np.float32, ensure_min_samples=2 if reset else 1)
+            arr = check_array(X, allow_nd=True, dtype=np.float32, ensure_all_finite=finite,
+                              ensure_min_samples=2 if reset else 1)
             if arr.ndim not in (3, 4):
                 raise ValueError(
                     f"X must be 2-D (n_samples, n_features) or images (n, h, w) / (n, c, h, w); got {arr.ndim}-D"
@@ -167,15 +175,28 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         that does not already lie in [0, 1], so unscaled tabular data trains out of the box."""
         if self.standardize not in ("auto", True, False):
             raise ValueError(f"standardize must be 'auto', True or False, got {self.standardize!r}")
-        on = self.standardize is True or (
-            self.standardize == "auto" and not (float(np.min(X)) >= 0 and float(np.max(X)) <= 1)
-        )
+        lo, hi = self._range(X)
+        on = self.standardize is True or (self.standardize == "auto" and not (lo >= 0 and hi <= 1))
         if not on:
             self.mean_ = self.scale_ = None
             return
-        self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        std = X.std(axis=0, dtype=np.float64)
+        if self._allows_nan():  # NaN = missing: statistics of the observed entries
+            seen = ~np.isnan(X)
+            n = np.maximum(seen.sum(axis=0), 1)
+            mean = np.where(seen, X, 0).sum(axis=0, dtype=np.float64) / n
+            std = np.sqrt((np.where(seen, X - mean, 0) ** 2).sum(axis=0, dtype=np.float64) / n)
+        else:
+            mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
+        self.mean_ = mean.astype(np.float32)
         self.scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
+
+    def _range(self, X) -> tuple[float, float]:
+        """(min, max) of X; of its observed entries when NaN marks missing values (0, 0 if none)."""
+        if not self._allows_nan():
+            return float(np.min(X)), float(np.max(X))
+        if np.isnan(X).all():
+            return 0.0, 0.0
+        return float(np.nanmin(X)), float(np.nanmax(X))
 
     def _to_model(self, X: np.ndarray) -> torch.Tensor:
         X = np.asarray(X, dtype=np.float32)
@@ -193,12 +214,13 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         device = next(self.model_.parameters()).device
         for start in range(0, X.shape[0], self._score_batch):
             chunk = np.array(X[start : start + self._score_batch], dtype=np.float32)  # a copy: memmaps stay on disk
-            if not np.isfinite(chunk).all():
+            bad = np.isinf(chunk) if self._allows_nan() else ~np.isfinite(chunk)
+            if bad.any():
                 raise ValueError(f"X contains NaN or infinity (in rows {start}..{start + len(chunk) - 1})")
             yield self._to_model(chunk).to(device)
 
     def _check_range(self, X: np.ndarray, what: str) -> None:
-        lo, hi = float(np.min(X)), float(np.max(X))
+        lo, hi = self._range(X)
         if lo < 0 or hi > 1:
             raise ValueError(
                 f"{what} needs data in [0, 1], but X spans [{lo:.3g}, {hi:.3g}]; rescale it "
@@ -307,6 +329,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]  # models compute in float32
+        tags.input_tags.allow_nan = self._allows_nan()
         return tags
 
     def _enumerate(self, X):
@@ -520,6 +543,38 @@ class ContractiveAutoEncoder(BaseAutoencoderEstimator):
     _params = {"loss": "mse", "contractive_weight": 1e-2}
 
 
+class MaskedAutoEncoder(BaseAutoencoderEstimator):
+    """Autoencoder for incomplete data: NaNs in X are missing values (the model behind
+    :class:`aekit.apps.AutoencoderImputer`).
+
+    The encoder sees the observed values and the mask of which entries are observed; training
+    hides a further share of the observed entries and scores the reconstruction on observed
+    entries only, so ``reconstruct`` fills NaNs with an estimate of E[missing | observed] in one
+    pass. ``fit``, ``transform``, ``reconstruct`` and ``score_samples`` accept NaNs (infinities
+    are still errors); standardization uses the observed entries.
+
+    Parameters are AutoEncoder's plus ``hide`` ({"mixed", "rows", "random"}, default "mixed":
+    for each row, hide another row's missing pattern or, for the other half of the rows, each
+    observed entry with probability u ~ U(0, hide_rate)), ``hide_rate`` (default 0.5) and
+    ``visible_weight`` (loss weight of the entries the encoder saw, default 1). ``latent_dim``
+    defaults to 64: masking, not the bottleneck, keeps the network from copying its input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from aekit import MaskedAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> X_missing = np.where(np.random.default_rng(0).random(X.shape) < 0.25, np.nan, X)
+    >>> mae = MaskedAutoEncoder(epochs=5, random_state=0).fit(X_missing)
+    >>> bool(np.isnan(mae.reconstruct(X_missing)).any())
+    False
+    """
+
+    _model = "masked"
+    _params = {"latent_dim": 64, "loss": "mse", "hide": "mixed", "hide_rate": 0.5, "visible_weight": 1.0}
+
+
 class _Generative:
     """``sample`` for the estimators whose model can generate (VAEs, VQ-VAE)."""
 
@@ -582,7 +637,9 @@ class ConditionalVAE(VAE):
 
     ``fit(X, y)`` needs y. ``transform``/``reconstruct``/``score_samples`` use y when given;
     without it, each sample's label is inferred as the class with the highest ELBO.
-    ``sample(n, y=label)`` generates from one class (or n labels).
+    ``sample(n, y=label)`` generates from one class (or n labels): by default it decodes codes
+    drawn from a Gaussian fitted per class to the training codes after training
+    (``sample_codes="fitted"``; ``"prior"`` draws from N(0, I)).
 
     Examples
     --------
@@ -595,7 +652,7 @@ class ConditionalVAE(VAE):
     """
 
     _model = "cvae"
-    _params = dict(_VAE_PARAMS)
+    _params = {**_VAE_PARAMS, "sample_codes": "fitted"}
 
     def _model_config(self, X):
         return {**super()._model_config(X), "n_classes": max(2, len(self.classes_))}
