@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.decomposition import PCA
+from sklearn.impute import KNNImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -148,6 +149,25 @@ def test_imputer_fills_only_nans_and_beats_column_means(digits):
     means = np.where(miss, np.nanmean(_with_missing(X_train, 0.25), axis=0), Xm)
     rmse_mean = np.sqrt(((means - X_test)[miss] ** 2).mean())
     assert rmse < 0.8 * rmse_mean, (rmse, rmse_mean)
+
+
+@pytest.mark.slow
+def test_default_imputer_beats_knn_on_digits(digits):
+    """The default imputer (a masked autoencoder trained on the incomplete data) against
+    KNNImputer on held-out digits, half the pixels missing at random. Chosen on a validation split
+    of the training digits (RMSE 0.186 vs 0.202 for KNN at 100 epochs); here (seed 0) 0.181 vs 0.204.
+    The previous default (an AE trained on mean-filled data, same budget) scores 0.248: it loses."""
+    X_train, _, X_test, _ = digits
+    Xm_train, Xm_test = _with_missing(X_train, 0.5, seed=3), _with_missing(X_test, 0.5, seed=4)
+    miss = np.isnan(Xm_test)
+
+    def rmse(imputer):
+        out = imputer.fit(Xm_train).transform(Xm_test)
+        np.testing.assert_array_equal(out[~miss], Xm_test[~miss])
+        return np.sqrt(((out - X_test)[miss] ** 2).mean())
+
+    knn = rmse(KNNImputer())
+    assert rmse(AutoencoderImputer(epochs=100, random_state=0, device="cpu")) < 0.97 * knn
 
 
 def test_imputer_sampling_strategy_and_pipeline(digits):

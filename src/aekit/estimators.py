@@ -556,7 +556,7 @@ class MaskedAutoEncoder(BaseAutoencoderEstimator):
     Parameters are AutoEncoder's plus ``hide`` ({"mixed", "rows", "random"}, default "mixed":
     for each row, hide another row's missing pattern or, for the other half of the rows, each
     observed entry with probability u ~ U(0, hide_rate)), ``hide_rate`` (default 0.5) and
-    ``visible_weight`` (loss weight of the entries the encoder saw, default 1). ``latent_dim``
+    ``visible_weight`` (loss weight of the entries the encoder saw, default 2). ``latent_dim``
     defaults to 64: masking, not the bottleneck, keeps the network from copying its input.
 
     Examples
@@ -572,7 +572,7 @@ class MaskedAutoEncoder(BaseAutoencoderEstimator):
     """
 
     _model = "masked"
-    _params = {"latent_dim": 64, "loss": "mse", "hide": "mixed", "hide_rate": 0.5, "visible_weight": 1.0}
+    _params = {"latent_dim": 64, "loss": "mse", "hide": "mixed", "hide_rate": 0.5, "visible_weight": 2.0}
 
 
 class _Generative:

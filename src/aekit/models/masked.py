@@ -37,7 +37,7 @@ class MaskedConfig(AEConfig):
 
     hide: str = option("mixed", "entries hidden from the encoder in training: rows (another row's missing pattern), random, or mixed")
     hide_rate: float = option(0.5, "random hiding: each row hides each observed entry with probability u ~ U(0, hide_rate)")
-    visible_weight: float = option(1.0, "loss weight of the observed entries the encoder saw (hidden ones weigh 1)")
+    visible_weight: float = option(2.0, "loss weight of the observed entries the encoder saw (hidden ones weigh 1)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
