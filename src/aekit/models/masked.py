@@ -86,22 +86,17 @@ class MaskedAE(AE):
     def hide(self, seen: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """The entries left visible in a training step: a subset of ``seen`` (B, *S), bool."""
         c = self.config
-        B = seen.shape[0]
-        kept = seen
-        if c.hide in ("rows", "mixed"):
-            other = seen[torch.randperm(B, generator=generator, device=seen.device)]  # another row's pattern
-            by_rows = seen & other
-        if c.hide in ("random", "mixed"):
-            rate = _per_row(c.hide_rate * torch.rand(B, generator=generator, device=seen.device), seen)
-            by_chance = seen & (torch.rand(seen.shape, generator=generator, device=seen.device) >= rate)
-        if c.hide == "rows":
-            kept = by_rows
-        elif c.hide == "random":
-            kept = by_chance
-        else:
-            coin = _per_row(torch.rand(B, generator=generator, device=seen.device) < 0.5, seen)
-            kept = torch.where(coin, by_rows, by_chance)
-        return kept
+        B, dev = seen.shape[0], seen.device
+        if c.hide != "random":
+            by_rows = seen & seen[torch.randperm(B, generator=generator, device=dev)]  # another row's pattern
+            if c.hide == "rows":
+                return by_rows
+        rate = _per_row(c.hide_rate * torch.rand(B, generator=generator, device=dev), seen)  # u ~ U(0, hide_rate)
+        by_chance = seen & (torch.rand(seen.shape, generator=generator, device=dev) >= rate)
+        if c.hide == "random":
+            return by_chance
+        coin = _per_row(torch.rand(B, generator=generator, device=dev) < 0.5, seen)
+        return torch.where(coin, by_rows, by_chance)
 
     def forward(self, x, y=None, *, generator=None) -> AEOutput:
         x0, seen = self.observed(x)  # (B, *S) each
