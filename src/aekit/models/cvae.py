@@ -26,7 +26,7 @@ _COV_RIDGE = 1e-3  # added to each class's code covariance (a class with fewer s
 
 @dataclass
 class CVAEConfig(VAEConfig):
-    n_classes: int = option(10, "number of classes of the labels y")
+    n_classes: int = option(10, "number of classes of the labels y", from_data=True)
     sample_codes: str = option(
         "fitted", "codes sample() decodes: fitted (a Gaussian per class fitted to the training codes) or prior (N(0, I))"
     )

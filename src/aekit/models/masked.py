@@ -33,8 +33,10 @@ HIDE_MODES = ("mixed", "rows", "random")
 class MaskedConfig(AEConfig):
     """hide: ``"rows"`` hides another row's missing pattern, ``"random"`` hides each observed
     entry with probability u ~ U(0, hide_rate) (u per row), ``"mixed"`` does each for half of
-    the rows (a coin per row)."""
+    the rows (a coin per row). latent_dim defaults to 64: masking, not the bottleneck, keeps the
+    network from copying its input."""
 
+    latent_dim: int = option(64, "size of the code (masking, not the bottleneck, keeps the network from copying its input)")
     hide: str = option("mixed", "entries hidden from the encoder in training: rows (another row's missing pattern), random, or mixed")
     hide_rate: float = option(0.5, "random hiding: each row hides each observed entry with probability u ~ U(0, hide_rate)")
     visible_weight: float = option(2.0, "loss weight of the observed entries the encoder saw (hidden ones weigh 1)")
