@@ -335,6 +335,34 @@ def test_sample_grid_and_class_conditional_sampling(vae, digits, tmp_path):
         assert im.size == (2 * (6 * 9 + 1), 2 * (2 * 9 + 1))
 
 
+def _classifier_score(p: np.ndarray) -> float:
+    """exp(E_x KL(p(y|x) || p(y))): the Inception-score formula with a digits classifier."""
+    py = p.mean(0)
+    return float(np.exp((p * (np.log(p + 1e-12) - np.log(py + 1e-12))).sum(1).mean()))
+
+
+@pytest.mark.slow
+def test_cvae_samples_are_the_requested_class_and_score_above_the_vae(digits):
+    """Issue 10's conditional generation on digits: samples recognised as the requested class at
+    least 90% of the time by a classifier fitted on the real digits, with a classifier score above
+    the VAE's at the same budget and above the same CVAE's N(0, I)-prior samples. Measured (seeds
+    0-3): accuracy 1.0; scores 7.4-8.1 (fitted codes), 5.6-6.9 (prior codes), 2.0-2.1 (VAE)."""
+    X_train, y_train, _, _ = digits
+    clf = LogisticRegression(max_iter=3000).fit(X_train, y_train)
+    labels = np.repeat(np.arange(10), 30)
+    kw = {**SMALL, "latent_dim": 16, "epochs": 30}
+
+    def judged(est, y=None):
+        s = est.sample(300, y=y, random_state=0)
+        return (clf.predict(s) == labels).mean(), _classifier_score(clf.predict_proba(s))
+
+    acc, score = judged(aekit.ConditionalVAE(**kw).fit(X_train, y_train), labels)
+    _, prior_score = judged(aekit.ConditionalVAE(sample_codes="prior", **kw).fit(X_train, y_train), labels)
+    _, vae_score = judged(aekit.VAE(**kw).fit(X_train))
+    assert acc >= 0.9, acc
+    assert score > max(vae_score, prior_score), (score, vae_score, prior_score)
+
+
 # --- denoising, reduction, probes ----------------------------------------------------------------
 
 
