@@ -185,13 +185,13 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
 
 def _handles_missing(estimator) -> bool:
     """Whether the estimator's model takes NaNs as missing values (declares ``handles_missing``)."""
-    return bool(getattr(estimator, "capabilities", lambda: {})().get("handles_missing"))
+    return bool(getattr(estimator, "capabilities", dict)().get("handles_missing"))
 
 
 def _single_level_vae(estimator) -> bool:
     """Whether the estimator's model is an unconditional VAE with one stochastic level (what the
     Metropolis-within-Gibbs sampler is written for)."""
-    caps = getattr(estimator, "capabilities", lambda: {})()
+    caps = getattr(estimator, "capabilities", dict)()
     return bool(caps.get("variational")) and not caps.get("conditional") and not caps.get("hierarchical")
 
 
