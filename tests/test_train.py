@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from aekit import train
-from aekit._registry import model_names
+from aekit._registry import MODELS, model_names
 from aekit.train import NonFiniteLossError, evaluate_loss
 
-VARIATIONAL = ("vae", "cvae", "hvae")
+VARIATIONAL = tuple(n for n in model_names() if MODELS[n].variational)
 
 # 15 epochs, latent 8, hidden (64,), batch 64, lr 3e-3, X_val = digits test split. Measured:
 # last/first training loss, deterministic families 0.15 (ae) .. 0.23 (sparse); final validation
@@ -58,8 +58,9 @@ def test_every_family_learns_digits(name, model_factory, digits_train, digits_te
     assert not model.training  # handed back in eval mode
 
     if name not in VARIATIONAL:
-        assert hist[-1]["loss"] < DETERMINISTIC_LOSS_RATIO * hist[0]["loss"], (hist[0]["loss"], hist[-1]["loss"])
-        assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+        key = "recon" if model.adversarial else "loss"  # a game value need not fall (docs/architecture.md)
+        assert hist[-1][key] < DETERMINISTIC_LOSS_RATIO * hist[0][key], (hist[0][key], hist[-1][key])
+        assert hist[-1][f"val_{key}"] < hist[0][f"val_{key}"]
         return
     # the ELBO improves on held-out digits ...
     assert hist[-1]["loss"] < hist[0]["loss"]

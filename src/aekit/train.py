@@ -2,8 +2,8 @@
 
 Batches are index slices of tensors in memory (no per-sample DataLoader). Randomness comes from
 two generators seeded by ``seed``: one shuffles, one drives the model's noise (reparameterisation,
-corruption). Model-specific needs go through the model's hooks (``on_train_progress``,
-``on_train_end``), never through branches on model names.
+corruption). Model-specific needs go through the model's hooks (``param_groups`` for the
+optimizer, ``on_train_progress``, ``on_train_end``), never through branches on model names.
 """
 
 from __future__ import annotations
@@ -309,13 +309,19 @@ def _nonfinite_gradient_message(epoch: int, where: str) -> str:
 
 
 def _adamw(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with its fused kernel where torch has one for the parameters' device (CPU since torch
-    2.4, CUDA): same update, one pass over the parameters instead of ~10 per-tensor ops each; on
-    CPU it cut an MNIST MLP step by ~30% (benchmarks/RESULTS.md). Otherwise the default AdamW."""
+    """AdamW over the model's parameter groups (``model.param_groups()``: one group, or a group of
+    its own for a second player such as a discriminator, with its own settings), with the fused
+    kernel where torch has one for the parameters' device (CPU since torch 2.4, CUDA): same
+    update, one pass over the parameters instead of ~10 per-tensor ops each; on CPU it cut an
+    MNIST MLP step by ~30% (benchmarks/RESULTS.md). Otherwise the default AdamW."""
+    groups = model.param_groups()
+    listed = [id(p) for g in groups for p in g["params"]]
+    if len(listed) != len(set(listed)) or set(listed) != {id(p) for p in model.parameters()}:
+        raise ValueError(f"{type(model).__name__}.param_groups() must list every parameter of the model exactly once")
     try:
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
 
 
 def _snapshot(model, optimizer, *gens):

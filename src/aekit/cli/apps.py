@@ -39,8 +39,9 @@ def add_commands(sub) -> None:
     ev = app_parser(sub, "evaluate", "evaluate a run's model on a dataset (writes evaluation.json)",
                      "Evaluate a run's model on DATA: reconstruction error and PSNR; for VAEs the ELBO, KL per "
                      "latent dimension, active units and, with --nll-samples K, the importance-weighted NLL "
-                     "(Burda et al. 2016; an upper bound on the true NLL that tightens as K grows). Prints a table "
-                     "and writes RUN_DIR/evaluation.json.")
+                     "(Burda et al. 2016; an upper bound on the true NLL that tightens as K grows); for data with "
+                     "known factors of variation (sprites, or an .npz with 'factors') MIG, the FactorVAE metric and "
+                     "DCI. Prints a table and writes RUN_DIR/evaluation.json.")
     ev.add_argument("--nll-samples", type=count, default=0, metavar="K",
                     help="importance samples per data point for the NLL (variational models; 0 skips it, the "
                          "default; costs K forward passes per sample)")
@@ -78,9 +79,10 @@ def add_commands(sub) -> None:
     de.set_defaults(func=_cmd_detect)
 
     im = app_parser(sub, "impute", "fill the missing values (NaN) of data with a run's model",
-                     "Fill the NaNs of DATA with the run's model (AutoencoderImputer over it): start from each "
-                     "feature's observed mean, then repeat 'reconstruct, overwrite the missing values'. Observed "
-                     "values are written unchanged.")
+                     "Fill the NaNs of DATA with the run's model (AutoencoderImputer over it): a masked model "
+                     "(--model masked) fills them in one pass from each row's observed values; any other starts "
+                     "from each feature's observed mean, then repeats 'reconstruct, overwrite the missing values'. "
+                     "Observed values are written unchanged.")
     im.add_argument("-o", "--output", required=True, metavar="FILE", help="the filled data: .npy, or .csv for tables")
     im.add_argument("--n-iter", type=positive_int, default=10, metavar="N",
                     help="reconstruct-and-replace rounds, or the chain length for --strategy sample (default: 10)")

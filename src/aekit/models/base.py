@@ -15,11 +15,12 @@ from .._config import option
 
 __all__ = [
     "AEOutput", "Autoencoder", "CAPABILITIES", "ModelConfig", "SharedNoise", "check_choice", "check_nonneg",
-    "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
+    "decode_prior", "one_hot", "option", "reconstruction", "standard_normal", "to_data_space", "torch_generator",
 ]
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
-CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical")
+CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical", "adversarial",
+                "handles_missing")
 
 
 @dataclass
@@ -120,18 +121,20 @@ class AEOutput:
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None):
+def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None,
+                   weight: torch.Tensor | None = None):
     """Per-sample reconstruction loss and data-space reconstruction from a decoder output.
 
     kind ``"mse"``: out is the mean; ``"bce"``: out are Bernoulli logits; ``"gaussian"``: out is the
-    mean of N(out, exp(logvar)). Returns (loss (B,), x_hat (B, ...)).
+    mean of N(out, exp(logvar)). ``weight`` (like x) weighs each entry's term (0 leaves it out).
+    Returns (loss (B,), x_hat (B, ...)).
     """
     if kind == "mse":
-        return losses.mse(out, x), out
+        return losses.mse(out, x, weight), out
     if kind == "bce":
-        return losses.bce_with_logits(out, x), torch.sigmoid(out)
+        return losses.bce_with_logits(out, x, weight), torch.sigmoid(out)
     if kind == "gaussian":
-        return losses.gaussian_nll(x, out, logvar), out
+        return losses.gaussian_nll(x, out, logvar, weight), out
     raise ValueError(f"unknown reconstruction loss {kind!r}; use one of {RECON_LOSSES}")
 
 
@@ -157,6 +160,19 @@ def standard_normal(like: torch.Tensor, generator=None) -> torch.Tensor:
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
+def torch_generator(generator) -> torch.Generator | None:
+    """The torch.Generator behind ``generator`` (a SharedNoise's own, or the one given), for draws
+    that are not per row (prior samples for a batch-level divergence, a permutation of the batch)."""
+    return generator.generator if isinstance(generator, SharedNoise) else generator
+
+
+@torch.no_grad()
+def decode_prior(model, n: int, generator: torch.Generator | None = None, y=None) -> torch.Tensor:
+    """``model.decode`` of n draws from N(0, I_latent_dim): (n, *input_shape), in data space."""
+    device = next(model.parameters()).device
+    return model.decode(torch.randn((n, model.config.latent_dim), generator=generator, device=device), y)
+
+
 def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor:
     """Integer labels (B,) -> float one-hot (B, n_classes), with a clear error for bad labels."""
     if y is None:
@@ -174,8 +190,9 @@ class Autoencoder(nn.Module):
     """Base of every family.
 
     Subclasses set ``Config`` and implement ``encode``, ``decode`` and ``forward``. Hooks the
-    training loop calls, all optional: ``on_train_progress(epochs_done: float)`` before each step,
-    ``on_train_end(X)`` after training (e.g. to fit a prior over codes).
+    training loop calls, all optional: ``param_groups()`` once, to build the optimizer;
+    ``on_train_progress(epochs_done: float)`` before each step; ``on_train_end(X)`` after
+    training (e.g. to fit a prior over codes).
     """
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
@@ -186,6 +203,11 @@ class Autoencoder(nn.Module):
     conditional: ClassVar[bool] = False  # needs class labels y in every call
     quantised: ClassVar[bool] = False  # discrete codes: encode_indices(), decode_indices()
     hierarchical: ClassVar[bool] = False  # several stochastic levels, a KL per level (kl_1, kl_2, ...)
+    handles_missing: ClassVar[bool] = False  # NaN entries of x are missing values: seen as a mask, left out of the loss
+    # A second player (a discriminator) trains beside the model, in a parameter group of its own:
+    # its loss is the part "discriminator", added to the loss in training only; the model's
+    # adversarial term is a game value against the current discriminator, which need not fall.
+    adversarial: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -212,6 +234,14 @@ class Autoencoder(nn.Module):
         """Per-sample score, higher = more typical, (B,): minus the reconstruction loss here;
         variational families return their ELBO."""
         return -self(x, y, generator=generator).parts["recon"]
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups, as ``torch.optim`` takes them: dicts with ``"params"``
+        and any optimizer settings that differ from the training loop's (``lr``, ``betas``,
+        ``weight_decay``). One group of every parameter here; a family with a second player (a
+        discriminator, see ``models/adversarial.py``) gives that player a group of its own. The
+        groups must hold every parameter exactly once."""
+        return [{"params": list(self.parameters())}]
 
     def on_train_progress(self, epochs_done: float) -> None:  # noqa: B027 (optional hook)
         pass

@@ -19,6 +19,7 @@ from .base import (
     ModelConfig,
     check_choice,
     check_nonneg,
+    decode_prior,
     option,
     reconstruction,
     standard_normal,
@@ -69,12 +70,17 @@ class VAEConfig(ModelConfig):
         return "likelihood='bernoulli'" if self.likelihood == "bernoulli" else None
 
 
+def warmup(config: VAEConfig, epochs_done: float, training: bool) -> float:
+    """The warm-up factor in [0, 1] at this point of training (linear or cyclical); 1 outside training."""
+    if not training or config.kl_warmup_epochs <= 0:
+        return 1.0
+    t = epochs_done % config.kl_cycle_epochs if config.kl_schedule == "cyclical" else epochs_done
+    return min(1.0, t / config.kl_warmup_epochs)
+
+
 def kl_weight(config: VAEConfig, epochs_done: float, training: bool) -> float:
     """The KL weight at this point of training; the full beta outside training."""
-    if not training or config.kl_warmup_epochs <= 0:
-        return config.beta
-    t = epochs_done % config.kl_cycle_epochs if config.kl_schedule == "cyclical" else epochs_done
-    return config.beta * min(1.0, t / config.kl_warmup_epochs)
+    return config.beta * warmup(config, epochs_done, training)
 
 
 def kl_objective(kl_dims: torch.Tensor, free_bits: float, training: bool) -> torch.Tensor:
@@ -205,10 +211,14 @@ class VAE(Autoencoder):
     def on_train_progress(self, epochs_done: float) -> None:
         self.epochs_done.fill_(epochs_done)
 
-    def forward(self, x, y=None, *, generator=None) -> AEOutput:
+    def reparameterize(self, x, y=None, generator=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One draw z = mu + sigma * eps from q(z|x) and the posterior's parameters: (z, mu, logvar), each (B, K)."""
         mu, logvar = self.posterior(x, y)  # (B, K) each
         eps = standard_normal(mu, generator)
-        z = mu + torch.exp(0.5 * logvar) * eps  # (B, K)
+        return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
+
+    def forward(self, x, y=None, *, generator=None) -> AEOutput:
+        z, mu, logvar = self.reparameterize(x, y, generator)  # (B, K) each
         out = self.decoder_output(z, y)
         recon, x_hat = self._reconstruction(out, x)
         kl_dims = losses.kl_normal(mu, logvar, per_dim=True)  # (B, K)
@@ -218,14 +228,10 @@ class VAE(Autoencoder):
     def log_weight(self, x, y=None, *, generator=None) -> torch.Tensor:
         """One importance sample's log p(x, z) - log q(z|x), z ~ q(z|x); (B,). Averaging its exp
         over k samples gives the importance-weighted bound of Burda et al. 2016."""
-        mu, logvar = self.posterior(x, y)
-        eps = standard_normal(mu, generator)
-        z = mu + torch.exp(0.5 * logvar) * eps
+        z, mu, logvar = self.reparameterize(x, y, generator)
         return self.log_likelihood(x, z, y) + self.log_prior(z) - log_normal(z, mu, logvar)
 
     @torch.no_grad()
     def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode n draws from the prior; returns the decoder mean in data space, (n, *input_shape)."""
-        device = next(self.parameters()).device
-        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
-        return self.decode(z, y)
+        return decode_prior(self, n, generator, y)

@@ -20,6 +20,11 @@ _ACTIVATIONS = {
 }
 
 
+def activation_names() -> tuple[str, ...]:
+    """The activations a config may name (besides None / "linear" for none)."""
+    return tuple(sorted(_ACTIVATIONS))
+
+
 def activation_module(name: str | None) -> nn.Module:
     """Return a fresh activation module for ``name``; ``None`` or ``"linear"`` gives identity."""
     if name is None or name in ("linear", "none", "identity"):

@@ -26,6 +26,7 @@ from ..runfolder import (
     data_source,
     in_range,
     load_estimator,
+    run_data,
     run_samples,
     training_samples,
     write_json,
@@ -80,13 +81,14 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = DEFAULT_SPL
     Returns
     -------
     dict : :func:`evaluate_estimator` (``recon_mse``, ``psnr``; for VAEs ``elbo``, ``kl_per_dim``,
-        ``active_units``, ...; ``nll`` when K > 0) plus ``nll_samples``, ``data``, ``split``,
-        ``limit`` and ``run_dir``; the same dict is in ``evaluation.json``.
+        ``active_units``, ...; ``nll`` when K > 0; for data with known factors of variation,
+        such as ``sprites``, ``mig``, ``factorvae_score`` and ``dci_*``) plus ``nll_samples``,
+        ``data``, ``split``, ``limit`` and ``run_dir``; the same dict is in ``evaluation.json``.
     """
     run_dir = Path(run_dir)
     est = load_estimator(run_dir)
-    X, y, _ = run_samples(est, data, split, limit, root=data_root)
-    result = evaluate_estimator(est, X, y, nll_samples=nll_samples)
+    X, y, _, factors, factor_names = run_data(est, data, split, limit, root=data_root)
+    result = evaluate_estimator(est, X, y, nll_samples=nll_samples, factors=factors, factor_names=factor_names)
     result.update({"nll_samples": nll_samples, "data": data_source(data), "split": split, "limit": limit,
                    "run_dir": str(run_dir)})
     write_json(run_dir / EVALUATION_NAME, result)
@@ -174,9 +176,11 @@ class Imputed:
 def impute_run(run_dir: str | Path, data: str | Path, *, n_iter: int = 10, strategy: str = "reconstruct",
                seed: int = 0, split: str = DEFAULT_SPLIT, limit: int | None = None, data_root=None) -> Imputed:
     """Fill the NaNs of ``data`` with a run's model (:class:`aekit.apps.AutoencoderImputer` over
-    the fitted estimator): start from each feature's observed mean in ``data``, then ``n_iter``
-    rounds of "reconstruct, overwrite the missing entries"; ``strategy="sample"`` (vae only)
-    runs the Metropolis-within-Gibbs sampler seeded by ``seed``. Only NaNs change."""
+    the fitted estimator): a model that handles missing values (``masked``) fills them in one
+    pass from each row's observed values; any other starts from each feature's observed mean in
+    ``data``, then ``n_iter`` rounds of "reconstruct, overwrite the missing entries";
+    ``strategy="sample"`` (vae only) runs the Metropolis-within-Gibbs sampler seeded by
+    ``seed``. Only NaNs change."""
     from ..apps import AutoencoderImputer
 
     est = load_estimator(run_dir)
