@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ._common import (
@@ -114,9 +115,12 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
     their reconstruction error when there are fewer than 500 training images);
     tables (n, d) get three small MLP autoencoders on standardized features and are scored by
     their reconstruction error plus the k-NN distance among the training rows (each robustly
-    standardized). On the one-class benchmarks (fit on one class, the others are
-    anomalies; benchmarks/RESULTS.md) this beats IsolationForest, k-NN, LOF, OneClassSVM, PCA and
-    PyOD's AutoEncoder, VAE and DeepSVDD with their defaults.
+    standardized). On the image one-class benchmarks (fit on one class, the others
+    are anomalies; benchmarks/RESULTS.md, section 6), on digits as a table and on synthetic
+    planted anomalies this has the best mean ROC-AUC against IsolationForest, k-NN, LOF,
+    OneClassSVM, PCA and PyOD's AutoEncoder (and, on tables, PyOD's VAE and DeepSVDD), all with
+    their defaults; on small real tables (breast cancer, wine, iris: 35-250 rows) the k-NN,
+    OneClassSVM and PyOD baselines are 0.01-0.03 ahead.
 
     Parameters
     ----------
@@ -206,7 +210,7 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
             try:
                 check_is_fitted(self.model)
                 prefit = not self.model_params
-            except Exception:  # NotFittedError, or not an estimator (rejected by make_estimator)
+            except (NotFittedError, TypeError):  # unfitted, or not an estimator (rejected by make_estimator)
                 prefit = False
             if prefit:
                 if self.n_models not in ("auto", 1):
