@@ -357,10 +357,11 @@ def resume_run(run_dir: str | Path, *, progress: bool = False, report: bool = Tr
     return fit_run(run_dir, params=params, resume=True, progress=progress, report=report, **run_args)
 
 
-def compute_metrics(estimator, X, y=None, *, nll_samples: int = 0) -> dict[str, Any]:
+def compute_metrics(estimator, X, y=None, *, nll_samples: int = 0, progress: bool = False) -> dict[str, Any]:
     """Evaluation of a fitted estimator on X with :func:`aekit.evaluate.evaluate`, plus the latent
     dimensions whose KL is below ``KL_ACTIVE_THRESHOLD`` (``inactive_dims``) for VAEs.
-    ``nll_samples`` > 0 adds the importance-weighted NLL (variational models only)."""
+    ``nll_samples`` > 0 adds the importance-weighted NLL (variational models only), with a
+    progress bar when ``progress``."""
     from .evaluate import evaluate
 
     if nll_samples and not is_variational(estimator):
@@ -373,11 +374,11 @@ def compute_metrics(estimator, X, y=None, *, nll_samples: int = 0) -> dict[str, 
             raise ValueError("a conditional model is evaluated with labels, but the evaluation data has none")
         known = np.isin(y, estimator.classes_)
         X, labels = X[known], np.searchsorted(estimator.classes_, np.asarray(y)[known])
-    result = evaluate(model, _model_input(estimator, X), labels, nll_samples=nll_samples, seed=int(estimator.seed_))
+    result = evaluate(model, _model_input(estimator, X), labels, nll_samples=nll_samples, seed=int(estimator.seed_),
+                      progress=progress)
     result["units"] = "standardized" if getattr(estimator, "mean_", None) is not None else "data"
-    if "kl_per_dim" in result:
+    if "kl_per_dim" in result:  # (kl_total, every layer's KL, comes from evaluate)
         kl = np.asarray(result["kl_per_dim"])
-        result["kl_total"] = float(kl.sum())
         result["kl_threshold"] = KL_ACTIVE_THRESHOLD
         result["inactive_dims"] = [int(i) for i in np.flatnonzero(kl < KL_ACTIVE_THRESHOLD)]
     return result
@@ -468,7 +469,7 @@ def generate_run(run_dir: str | Path, n: int = 64, *, seed: int = 0, label=None)
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path, split: str = "test", nll_samples: int = 0,
-                 limit: int | None = None) -> dict[str, Any]:
+                 limit: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Evaluate a run's fitted model on ``data`` and write ``run_dir/evaluation.json``.
 
     The estimator is read with ``aekit.load(run_dir)`` and the data reach its model exactly as in
@@ -482,6 +483,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = "test", nll
     split : "test", "train" or "all" (user files have only "train"/"all").
     nll_samples : importance samples K for the NLL (variational models); 0 skips it.
     limit : evaluate on the first ``limit`` samples only.
+    progress : show a progress bar while the NLL is estimated.
 
     Returns
     -------
@@ -492,7 +494,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = "test", nll
     run_dir = Path(run_dir)
     est = _load_for_use(run_dir)
     X, y, _ = _samples(est, data, split, limit)
-    result = compute_metrics(est, X, y, nll_samples=nll_samples)
+    result = compute_metrics(est, X, y, nll_samples=nll_samples, progress=progress)
     result.update({"nll_samples": nll_samples, "data": _data_source(data), "split": split, "limit": limit,
                    "run_dir": str(run_dir)})
     _write_json(run_dir / EVALUATION_NAME, result)

@@ -109,19 +109,25 @@ class AEOutput:
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None):
-    """Per-sample reconstruction loss and data-space reconstruction from a decoder output.
+def reconstruction_loss(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample reconstruction loss (B,) from a decoder output (B, ...).
 
     kind ``"mse"``: out is the mean; ``"bce"``: out are Bernoulli logits; ``"gaussian"``: out is the
-    mean of N(out, exp(logvar)). Returns (loss (B,), x_hat (B, ...)).
+    mean of N(out, exp(logvar)).
     """
     if kind == "mse":
-        return losses.mse(out, x), out
+        return losses.mse(out, x)
     if kind == "bce":
-        return losses.bce_with_logits(out, x), torch.sigmoid(out)
+        return losses.bce_with_logits(out, x)
     if kind == "gaussian":
-        return losses.gaussian_nll(x, out, logvar), out
+        return losses.gaussian_nll(x, out, logvar)
     raise ValueError(f"unknown reconstruction loss {kind!r}; use one of {RECON_LOSSES}")
+
+
+def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None):
+    """Per-sample reconstruction loss and data-space reconstruction from a decoder output:
+    (loss (B,), x_hat (B, ...)); see :func:`reconstruction_loss`."""
+    return reconstruction_loss(kind, out, x, logvar), to_data_space(kind, out)
 
 
 def to_data_space(kind: str, out: torch.Tensor) -> torch.Tensor:
@@ -138,10 +144,14 @@ class SharedNoise:
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
 
-def standard_normal(like: torch.Tensor, generator=None) -> torch.Tensor:
-    """N(0, 1) noise shaped like ``like`` (B, ...), from a torch.Generator or a SharedNoise."""
+def standard_normal(like: torch.Tensor, generator=None, *, batch_dim: int = 0) -> torch.Tensor:
+    """N(0, 1) noise shaped like ``like`` (..., B, ...), from a torch.Generator or a SharedNoise;
+    with a SharedNoise, every row along ``batch_dim`` gets the same draws (e.g. ``batch_dim=1`` for
+    (S, B, K): the S samples differ, the rows B share them)."""
     if isinstance(generator, SharedNoise):
-        row = torch.randn(like.shape[1:], generator=generator.generator, device=like.device, dtype=like.dtype)
+        shape = list(like.shape)
+        shape[batch_dim] = 1
+        row = torch.randn(shape, generator=generator.generator, device=like.device, dtype=like.dtype)
         return row.expand_as(like)
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
