@@ -41,11 +41,11 @@ def loss_floor(model, X) -> float:
 
 
 def test_registry_has_every_family():
-    expected = {"ae", "denoising", "sparse", "contractive", "vae", "cvae", "hvae", "vqvae"}
+    expected = {"ae", "denoising", "sparse", "contractive", "vae", "cvae", "hvae", "iwae", "vqvae"}
     assert expected <= set(NAMES)
     assert set(GENERATIVE) >= {"vae", "cvae", "hvae", "vqvae"}
     assert CONDITIONAL == ["cvae"]
-    assert set(VARIATIONAL) >= {"vae", "cvae", "hvae"} and "vqvae" not in VARIATIONAL
+    assert set(VARIATIONAL) >= {"vae", "cvae", "hvae", "iwae"} and "vqvae" not in VARIATIONAL
     assert QUANTISED == ["vqvae"]
     for n in NAMES:
         assert MODELS[n].name == n

@@ -18,6 +18,7 @@ from .estimators import (
     ContractiveAutoEncoder,
     DenoisingAutoEncoder,
     HierarchicalVAE,
+    IWAE,
     SparseAutoEncoder,
     load,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "VAE",
     "ConditionalVAE",
     "HierarchicalVAE",
+    "IWAE",
     "VQVAE",
     "load",
     "AnomalyDetector",

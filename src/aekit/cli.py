@@ -107,7 +107,7 @@ def _param_table() -> dict[str, _Param]:
 # Short help for parameters the estimator docstrings mention only in passing.
 _FALLBACK_HELP = {
     "sparsity_weight": "weight of the sparsity penalty",
-    "k": "code units kept by sparsity='topk'",
+    "k": "sparse: code units kept by sparsity='topk'; iwae: importance samples per data point in the training bound",
     "contractive_weight": "weight of the contractive penalty ||d code / d x||_F^2",
     "lower_latent_dims": "sizes of the stochastic layers below the top one, bottom first",
     "codebook_size": "number of codebook entries",
@@ -368,7 +368,7 @@ def _add_app_commands(sub) -> None:
                      "and writes RUN_DIR/evaluation.json.", data="option", split="test")
     ev.add_argument("--nll-samples", type=_count, default=0, metavar="K",
                     help="importance samples per data point for the NLL (variational models; 0 skips it, the "
-                         "default; costs K forward passes per sample)")
+                         "default; costs K decoder passes per sample; shows a progress bar)")
     ev.set_defaults(func=_cmd_evaluate)
 
     dn = _app_parser(sub, "denoise", "denoise data with a run's model",
@@ -762,9 +762,12 @@ def _working(message: str):
 def _cmd_evaluate(args) -> int:
     from .run import evaluate_run
 
-    what = f"estimating the NLL with {args.nll_samples} importance samples" if args.nll_samples else "evaluating"
-    with _working(f"{what} on {args.data}..."):
-        r = evaluate_run(args.run_dir, args.data, split=args.split, nll_samples=args.nll_samples, limit=args.limit)
+    if args.nll_samples:  # long: a progress bar with the time remaining instead of a spinner
+        r = evaluate_run(args.run_dir, args.data, split=args.split, nll_samples=args.nll_samples, limit=args.limit,
+                         progress=True)
+    else:
+        with _working(f"evaluating on {args.data}..."):
+            r = evaluate_run(args.run_dir, args.data, split=args.split, limit=args.limit)
     print(f"evaluation of {args.run_dir} on {args.data} ({args.split}, {r['n_samples']} samples)")
     rows = [("recon_mse", f"{r['recon_mse']:.6g}", "per value"), ("psnr", f"{r['psnr']:.2f}", "dB")]
     if "recon_bce" in r:
@@ -774,8 +777,11 @@ def _cmd_evaluate(args) -> int:
     if "nll" in r:
         rows.append(("nll", f"{r['nll']:.4f}", f"nats per sample (K={r['nll_samples']}; an upper bound, <= -elbo)"))
     if "kl_per_dim" in r:
+        rows.append(("kl_total", f"{r['kl_total']:.4f}", "nats per sample, every stochastic layer"))
         rows.append(("kl_per_dim", " ".join(f"{v:.3g}" for v in r["kl_per_dim"]), "nats"))
         rows.append(("active_units", f"{r['active_units']}/{r['latent_dim']}", "Cov_x(E_q[z]) > 0.01"))
+    for i, level in enumerate(r.get("levels", ())):  # hierarchical models, bottom first
+        rows.append((f"layer {i + 1}", f"{level['kl']:.4f}", f"nats of KL; {level['active_units']}/{level['latent_dim']} active units"))
     if "codebook_usage" in r:
         rows.append(("codebook_usage", f"{100 * r['codebook_usage']:.1f}%", f"perplexity {r['perplexity']:.2f}"))
     width = max(len(name) for name, _, _ in rows)

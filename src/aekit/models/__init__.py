@@ -6,6 +6,7 @@ from .contractive import ContractiveAE, ContractiveConfig
 from .cvae import CVAE, CVAEConfig
 from .denoising import DenoisingAE, DenoisingConfig
 from .hvae import HVAE, HVAEConfig
+from .iwae import IWAE, IWAEConfig
 from .sparse import SparseAE, SparseConfig
 from .vae import VAE, VAEConfig
 from .vqvae import VQVAE, VQVAEConfig
@@ -14,5 +15,5 @@ __all__ = [
     "AEOutput", "Autoencoder", "ModelConfig",
     "AE", "AEConfig", "DenoisingAE", "DenoisingConfig", "SparseAE", "SparseConfig",
     "ContractiveAE", "ContractiveConfig", "VAE", "VAEConfig", "CVAE", "CVAEConfig",
-    "HVAE", "HVAEConfig", "VQVAE", "VQVAEConfig",
+    "HVAE", "HVAEConfig", "IWAE", "IWAEConfig", "VQVAE", "VQVAEConfig",
 ]
