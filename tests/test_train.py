@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from aekit import train
-from aekit._registry import model_names
-from aekit.train import NonFiniteLossError, evaluate_loss
+from aekit._registry import get_model_class, model_names
+from aekit.train import NonFiniteLossError, TrainingInterrupted, evaluate_loss
 
-VARIATIONAL = ("vae", "cvae", "hvae")
+VARIATIONAL = tuple(n for n in model_names() if get_model_class(n).variational)
 
 # 15 epochs, latent 8, hidden (64,), batch 64, lr 3e-3, X_val = digits test split. Measured:
 # last/first training loss, deterministic families 0.15 (ae) .. 0.23 (sparse); final validation
@@ -248,6 +248,40 @@ def test_progress_false_prints_nothing(model_factory, digits_train, capsys):
     fit(model_factory("ae"), X, epochs=2, progress=True)  # the check above can fail: this does print
     captured = capsys.readouterr()
     assert "epoch 2/2" in captured.out + captured.err
+
+
+def test_cosine_schedule_sets_the_rate_every_step_and_resumes_on_the_same_curve(model_factory, digits_train, tmp_path, monkeypatch):
+    X = digits_train[0][:256]  # 4 batches of 64 per epoch
+    seen = []
+
+    class Spy(torch.optim.AdamW):  # records the rate each step used
+        def step(self, *a, **k):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(*a, **k)
+
+    model = model_factory("ae")
+    with monkeypatch.context() as m:
+        m.setattr(train, "_adamw", lambda mod, lr, wd: Spy(mod.parameters(), lr=lr, weight_decay=wd, fused=True))  # as _adamw builds it
+        hist = fit(model, X, epochs=3, lr=1e-2, lr_schedule="cosine", checkpoint_dir=tmp_path / "straight")
+    expected = [1e-2 * 0.5 * (1 + math.cos(math.pi * (e + s / 4) / 3)) for e in range(3) for s in range(4)]
+    assert seen == pytest.approx(expected)
+    assert hist[0]["lr"] == pytest.approx(expected[3]) and hist[-1]["lr"] == pytest.approx(expected[-1])
+
+    # interrupted after epoch 1 and resumed: the same rates, the same weights
+    def stop_after_first(epoch, record):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    first = model_factory("ae")
+    with pytest.raises(TrainingInterrupted):
+        fit(first, X, epochs=3, lr=1e-2, lr_schedule="cosine", checkpoint_dir=tmp_path / "run", callbacks=(stop_after_first,))
+    resumed_model = model_factory("ae")
+    resumed = fit(resumed_model, X, epochs=3, lr=1e-2, lr_schedule="cosine", checkpoint_dir=tmp_path / "run", resume=True)
+    assert strip_time(resumed) == strip_time(hist)
+    for k, v in model.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="lr_schedule"):
+        fit(model_factory("ae"), X, lr_schedule="step")
 
 
 def test_argument_checks(model_factory, digits_train):
