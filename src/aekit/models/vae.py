@@ -309,9 +309,13 @@ class VAE(Autoencoder):
 
     def _log_terms(self, levels: list[Level], out: torch.Tensor, x: torch.Tensor, n_samples: int):
         """log p(x | z_s) and log p(z_s) - log q(z_s | x) of a draw, each (n_samples, B)."""
-        log_px = -self._recon_loss(out, repeat_samples(x, n_samples))  # (S * B,)
+        b = x.shape[0]
+        if self.recon_kind == "bce":  # x broadcast over the draws, not copied
+            log_px = losses.bernoulli_log_likelihood(out.reshape(n_samples, b, *out.shape[1:]), x)  # (S, B)
+        else:
+            log_px = -self._recon_loss(out, repeat_samples(x, n_samples)).reshape(n_samples, b)
         log_ratio = sum(level.log_ratio() for level in levels)  # (S * B,)
-        return log_px.reshape(n_samples, -1), log_ratio.reshape(n_samples, -1)
+        return log_px, log_ratio.reshape(n_samples, b)
 
     def importance_terms(self, x, y=None, n_samples: int = 1, *, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
         """log p(x | z_s) and log p(z_s) - log q(z_s | x) for ``n_samples`` posterior draws per data
