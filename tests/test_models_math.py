@@ -276,11 +276,12 @@ def _elbo_consistency(model, X, y=None, draws: int = 300):
     return lw
 
 
-@pytest.mark.parametrize("name", ["vae", "cvae", "hvae"])
-def test_log_weight_is_an_unbiased_elbo_sample(name, model_factory, batch):
+@pytest.mark.parametrize("name,extra", [("vae", {}), ("cvae", {}), ("hvae", {}), ("hvae", {"skip": True, "batch_norm": True}),
+                                        ("iwae", {"k": 3})])
+def test_log_weight_is_an_unbiased_elbo_sample(name, extra, model_factory, batch):
     X, y = batch
     X, y = X[:8], y[:8]
-    model = model_factory(name)
+    model = model_factory(name, **extra)
     model.eval()
     lw = _elbo_consistency(model, X, y if model.conditional else None)
     assert lw.shape[1:] == (8,) and torch.isfinite(lw).all()
@@ -360,6 +361,32 @@ def test_iwae_refuses_free_bits(model_factory):
         model_factory("iwae", free_bits=0.5)
     with pytest.raises(ValueError, match="k must"):
         model_factory("iwae", k=0)
+
+
+def test_hvae_skip_paths_feed_every_layer_to_the_decoder(model_factory, batch):
+    X, _ = batch
+    model = model_factory("hvae", lower_latent_dims=(6,), skip=True).eval()  # z_1: 6, z_2: 4
+    assert model.decoder.hidden[0].in_features == 10
+    with torch.no_grad():
+        levels = model.posterior_levels(X, sample=False)
+        torch.testing.assert_close(model.reconstruct(X), torch.sigmoid(model.decoder(torch.cat([levels[0].z, levels[1].z], 1))))
+        moved = [levels[0].z, levels[1].z + 1.0]  # z_2 alone now changes p(x | z_1, z_2)
+        assert (model.decoder(torch.cat(moved, 1)) - model.decoder(torch.cat([levels[0].z, levels[1].z], 1))).abs().max() > 1e-3
+        assert model.sample(3, generator=gen(0)).shape == (3, 1, 8, 8)
+
+
+def test_batch_norm_normalises_in_training_and_is_row_independent_in_eval(model_factory, batch):
+    X, _ = batch
+    model = model_factory("vae", batch_norm=True, hidden_dims=(32, 16))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [n.num_features for n in norms] == [32, 16, 16, 32]  # before every hidden activation
+    model.train()
+    model(X, generator=gen(0))  # updates the running statistics
+    model.eval()
+    with torch.no_grad():
+        alone = model.reconstruct(X[:3])
+        together = model.reconstruct(X)[:3]
+    torch.testing.assert_close(alone, together)
 
 
 def test_hvae_merge_is_the_normalised_product_of_gaussians():

@@ -28,6 +28,7 @@ class HVAEConfig(VAEConfig):
 
     lower_latent_dims: tuple[int, ...] = option((32,), "sizes of the stochastic layers below the top one, bottom first")
     level_dim: int = option(128, "deterministic width between levels when hidden_dims is empty")
+    skip: bool = option(False, "skip paths: the decoder p(x | z_1, ..., z_L) sees every stochastic layer, not z_1 only")
     # Without a floor the lower layers of a ladder VAE collapse onto their prior early in training
     # (KL_1 -> 0 on digits in our runs); 0.25 nats per dimension keeps every level in use.
     free_bits: float | tuple[float, ...] = option(
@@ -80,7 +81,8 @@ class HVAE(VAE):
         self.q_heads = nn.ModuleList(nn.Linear(h, 2 * d) for d in dims)
         # top-down priors p(z_l | z_{l+1}) for l < L
         self.p_nets = nn.ModuleList(MLP(dims[i + 1], (h,), 2 * dims[i], act, batch_norm=bn) for i in range(len(dims) - 1))
-        self.decoder = decoder or build_decoder(c.architecture, c.input_shape, c.hidden_dims, dims[0], act, batch_norm=bn)
+        dec_in = sum(dims) if c.skip else dims[0]
+        self.decoder = decoder or build_decoder(c.architecture, c.input_shape, c.hidden_dims, dec_in, act, batch_norm=bn)
         self._init_likelihood()
         self.register_buffer("epochs_done", torch.zeros(()))
 
@@ -112,22 +114,29 @@ class HVAE(VAE):
         mu, logvar = self._bottom_up(x)[-1]
         return mu, self._floor_logvar(logvar)
 
+    def _decode_layers(self, zs: list[torch.Tensor]) -> torch.Tensor:
+        """Decoder output from one value per stochastic layer (bottom first): from z_1, or with
+        skip paths from all of them."""
+        return self.decoder(torch.cat(zs, dim=1) if self.config.skip else zs[0])
+
     def decoder_output_from(self, levels, y=None):
-        return self.decoder(levels[0].z)
+        return self._decode_layers([level.z for level in levels])
 
     def decoder_output(self, z, y=None):
         """Decode a top-layer code (B, latent_dim), walking down through the prior means."""
+        zs = [z]
         for p_net in reversed(self.p_nets):
-            z = p_net(z).chunk(2, dim=1)[0]
-        return self.decoder(z)
+            zs.insert(0, p_net(zs[0]).chunk(2, dim=1)[0])
+        return self._decode_layers(zs)
 
     @torch.no_grad()
     def sample(self, n, y=None, *, generator=None):
-        """Ancestral sampling z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}), x-mean from p(x | z_1)."""
+        """Ancestral sampling z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}), x-mean from p(x | z_1) (or
+        p(x | z_1, ..., z_L) with skip paths)."""
         device = next(self.parameters()).device
-        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
+        zs = [torch.randn((n, self.config.latent_dim), generator=generator, device=device)]
         for p_net in reversed(self.p_nets):
-            mu, logvar = p_net(z).chunk(2, dim=1)
+            mu, logvar = p_net(zs[0]).chunk(2, dim=1)
             eps = torch.randn(mu.shape, generator=generator, device=device)
-            z = mu + torch.exp(0.5 * logvar) * eps
-        return to_data_space(self.recon_kind, self.decoder(z))
+            zs.insert(0, mu + torch.exp(0.5 * logvar) * eps)
+        return to_data_space(self.recon_kind, self._decode_layers(zs))
