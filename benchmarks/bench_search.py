@@ -41,7 +41,7 @@ def main() -> None:
                     index = LatentIndex(est, metric=metric).fit(X_db)
                 index.query(X_q[:50], k=K)  # warm-up
                 t0 = time.perf_counter()
-                idx, _ = index.query(X_q, k=K)
+                _, idx = index.query(X_q, k=K)
                 qps = len(X_q) / (time.perf_counter() - t0)
                 rows.append({"features": label, "metric": metric, f"precision@{K}": precision_at_k(idx, y_db, y_q),
                              "queries/s": f"{qps:,.0f}", "index build s": f"{t['index']:.2f}"})

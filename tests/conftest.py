@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+# A model family kept outside the package, loaded the way a user's plugin is (tests/test_plugin.py):
+# every registry-wide test below then covers it too. PYTHONPATH carries it to CLI subprocesses.
+PLUGINS = str(Path(__file__).parent / "plugins")
+sys.path.insert(0, PLUGINS)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PLUGINS, os.environ.get("PYTHONPATH")]))
+os.environ["AEKIT_PLUGINS"] = ",".join(filter(None, [os.environ.get("AEKIT_PLUGINS"), "aekit_toy"]))
 
 from aekit._registry import build_model
 from aekit._utils import seeded

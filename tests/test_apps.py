@@ -174,7 +174,11 @@ def test_imputer_sampling_strategy_and_pipeline(digits):
 def test_latent_index_returns_exact_neighbours(ae, digits, metric, use_model):
     X_train, _, X_test, _ = digits
     index = LatentIndex(ae if use_model else None, metric=metric, batch_size=100).fit(X_train)
-    idx, dist = index.query(X_test, k=7)
+    dist, idx = index.query(X_test, k=7)  # scikit-learn's order: distances, then indices
+    assert idx.dtype == np.int64 and dist.dtype == np.float32
+    d2, i2 = index.kneighbors(X_test[:5], n_neighbors=7)
+    np.testing.assert_array_equal(i2, idx[:5])
+    np.testing.assert_array_equal(index.kneighbors(X_test[:5], 7, return_distance=False), idx[:5])
     A = (ae.transform(X_train) if use_model else X_train).astype(np.float64)
     Q = (ae.transform(X_test) if use_model else X_test).astype(np.float64)
     if metric == "cosine":
@@ -190,7 +194,7 @@ def test_latent_index_returns_exact_neighbours(ae, digits, metric, use_model):
 
 def test_precision_at_k_by_label(ae, digits):
     X_train, y_train, X_test, y_test = digits
-    idx, _ = LatentIndex(ae).fit(X_train).query(X_test, k=5)
+    _, idx = LatentIndex(ae).fit(X_train).query(X_test, k=5)
     p = precision_at_k(idx, y_train, y_test)
     shuffled = precision_at_k(idx, np.random.default_rng(0).permutation(y_train), y_test)
     assert p > 0.85 and shuffled < 0.3
@@ -392,5 +396,5 @@ def test_image_layout_goes_through_every_application():
     Xm[:, :, 2:5, 2:5] = np.nan
     out = AutoencoderImputer(ae).fit(Xm).transform(Xm)
     assert out.shape == X.shape and not np.isnan(out).any()
-    assert LatentIndex(ae).fit(X).query(X[:3], k=2)[0].shape == (3, 2)
+    assert LatentIndex(ae).fit(X).query(X[:3], k=2)[1].shape == (3, 2)
     assert interpolate(ae, X[0], X[1], steps=3).shape == (3, 1, 8, 8)

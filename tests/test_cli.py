@@ -16,7 +16,7 @@ from PIL import Image
 
 import aekit
 from aekit import cli
-from aekit.estimators import ESTIMATORS
+from aekit.estimators import estimator_classes
 from helpers import expect_cli_error as _fail
 
 SMALL = ["--hidden-dims", "32", "--limit", "300", "--quiet"]
@@ -74,13 +74,13 @@ def test_kebab_case_flags_reach_the_estimator(vae_run):
 def test_every_estimator_parameter_has_a_flag_with_help(capsys):
     assert cli.main(["fit", "--help"]) == 0
     text = capsys.readouterr().out
-    for cls in ESTIMATORS.values():
+    for cls in estimator_classes().values():
         for name in inspect.signature(cls).parameters:
             if name not in ("verbose", "random_state"):
                 assert f"--{name.replace('_', '-')} " in text, name
     assert "--seed N, --random-state N" in text
     assert "--early-stopping, --no-early-stopping" in text
-    assert "Size of the code" in text  # help comes from the docstrings
+    assert "size of the code" in text  # help comes from the families' Config declarations
 
 
 def test_config_file_with_flags_overriding_it(tmp_path):
@@ -106,7 +106,12 @@ def test_resume_extends_a_finished_run(vae_run, tmp_path):
     assert [int(r["epoch"]) for r in after] == [1, 2, 3, 4, 5]
     assert after[:3] == before  # continued, not restarted
     assert _json(run / "metrics.json")["epochs_trained"] == 5
-    assert _json(run / "config.json")["params"]["epochs"] == 5
+    config = _json(run / "config.json")
+    assert config["params"]["epochs"] == 5 and config["resumed"] == 1
+    # the training time of all 5 epochs, not of the resumed stretch alone
+    assert config["train_time_s"] == pytest.approx(sum(float(r["time_s"]) for r in after), abs=0.02)
+    assert config["train_time_s"] > sum(float(r["time_s"]) for r in after[3:]) + 0.001
+    assert "(resumed 1 time)" in (run / "report.html").read_text()
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
@@ -114,16 +119,16 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, capsys)
     full = tmp_path / "full"
     assert cli.main([*args, "--out", str(full)]) == 0
 
-    from aekit import run as runlib
+    from aekit import runfolder
 
-    write = runlib._RunWriter.__call__
+    write = runfolder.RunWriter.__call__
 
     def interrupt_after_two(self, epoch, record):
         write(self, epoch, record)
         if epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(runlib._RunWriter, "__call__", interrupt_after_two)
+    monkeypatch.setattr(runfolder.RunWriter, "__call__", interrupt_after_two)
     cut = tmp_path / "cut"
     assert cli.main([*args, "--out", str(cut)]) == 130
     assert "--resume" in capsys.readouterr().err
@@ -131,7 +136,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, capsys)
     assert len(_history(cut)) == 2 and (cut / "checkpoint.safetensors").is_file()
     assert not (cut / "model.safetensors").exists() and _json(cut / "config.json")["status"] == "running"
 
-    monkeypatch.setattr(runlib._RunWriter, "__call__", write)
+    monkeypatch.setattr(runfolder.RunWriter, "__call__", write)
     assert cli.main(["fit", "--resume", "--out", str(cut), "--quiet"]) == 0
     resumed, uninterrupted = _history(cut), _history(full)
     assert [int(r["epoch"]) for r in resumed] == [1, 2, 3, 4]
@@ -146,11 +151,11 @@ def test_refuses_to_overwrite_a_run(vae_run, capsys):
 
 def test_encode(vae_run, tmp_path, capsys):
     out = tmp_path / "codes.npy"
-    assert cli.main(["encode", str(vae_run), "digits", "--split", "test", "-o", str(out)]) == 0
+    assert cli.main(["encode", str(vae_run), "--data", "digits", "--split", "test", "-o", str(out)]) == 0
     Z = np.load(out)
     X = aekit.load_dataset("digits", "test").X
     np.testing.assert_allclose(Z, aekit.load(vae_run).transform(X), rtol=1e-5, atol=1e-6)
-    assert cli.main(["encode", str(vae_run), "digits", "--limit", "10", "-o", str(tmp_path / "codes.csv")]) == 0
+    assert cli.main(["encode", str(vae_run), "--data", "digits", "--limit", "10", "-o", str(tmp_path / "codes.csv")]) == 0
     assert np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1).shape == (10, 3)
 
 
@@ -167,7 +172,10 @@ def test_info_prints_settings_and_metrics(vae_run, capsys):
     assert cli.main(["info", str(vae_run)]) == 0
     out = capsys.readouterr().out
     assert "VAE (vae)" in out and "latent_dim = 3" in out and "hidden_dims = 32" in out
-    assert "recon_mse = " in out and "elbo = " in out
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("  ") and "=" not in line}
+    metrics = json.loads((vae_run / "metrics.json").read_text())
+    assert float(rows["recon_mse"]) == pytest.approx(metrics["recon_mse"], rel=1e-3)  # the one metric formatter
+    assert float(rows["elbo"]) == pytest.approx(metrics["elbo"], abs=0.01)
     assert cli.main(["info", str(vae_run), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["model"] == "vae"
 
@@ -184,6 +192,28 @@ def test_list_models(capsys):
     assert cli.main(["list-models"]) == 0
     out = capsys.readouterr().out
     assert {line.split()[0] for line in out.splitlines()} == set(aekit.model_names())
+
+
+def test_list_models_into_a_closed_pipe_and_whole_sentences(tmp_path):
+    exe = shutil.which("aekit")
+    cmd = f"'{exe}' list-models" if exe else f"'{sys.executable}' -m aekit.cli list-models"
+    proc = subprocess.run(f"{cmd} | head -n 1", shell=True, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout.startswith("ae ") and proc.stdout.count("\n") == 1
+    closed = subprocess.run(f"{cmd} | true", shell=True, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stderr == "" and closed.stderr == ""  # no "Broken pipe" error when the reader is gone
+    full = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120, check=True).stdout
+    for line in full.splitlines():
+        assert line.rstrip().endswith((".", ")")), line  # each summary is a whole sentence
+    assert "Denoising autoencoder: trained to map corrupted X back to clean X (Vincent et al. 2008)." in full
+
+
+def test_demo_refuses_an_existing_run_like_fit(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    before = (out / "model.safetensors").read_bytes()
+    assert "already holds a run" in _fail(capsys, ["demo", "--out", str(out), "--epochs", "1", "--quiet"])
+    assert (out / "model.safetensors").read_bytes() == before  # untouched
+    assert cli.main(["demo", "--out", str(out), "--epochs", "1", "--quiet", "--overwrite"]) == 0
 
 
 def test_demo_with_few_epochs(tmp_path, capsys):

@@ -43,7 +43,7 @@ def _number(pattern: str, text: str) -> float:
     return float(m.group(1))
 
 
-def _digits(n: int, split: str = "all") -> np.ndarray:
+def _digits(n: int, split: str = "test") -> np.ndarray:  # the commands read the test split by default
     return aekit.load_dataset("digits", split).X[:n]
 
 
@@ -120,7 +120,7 @@ def test_evaluate_feeds_the_model_as_the_estimator_does(tmp_path, capsys):
 
 
 def test_denoise_adds_noise_and_reports_psnr(run, est, tmp_path, capsys):
-    out = _ok(capsys, ["denoise", str(run), "digits", "--limit", "40", "--noise", "gaussian", "--noise-level", "0.3",
+    out = _ok(capsys, ["denoise", str(run), "--data", "digits", "--limit", "40", "--noise", "gaussian", "--noise-level", "0.3",
                        "--seed", "1", "-o", str(tmp_path / "d.npy")])
     D = np.load(tmp_path / "d.npy")
     X = _digits(40)
@@ -130,13 +130,13 @@ def test_denoise_adds_noise_and_reports_psnr(run, est, tmp_path, capsys):
     assert _number(r"noisy (-?[\d.]+) dB", out) == pytest.approx(psnr(X, noisy), abs=0.01)
     assert _number(r"denoised (-?[\d.]+) dB", out) == pytest.approx(psnr(X, D), abs=0.01)
 
-    _ok(capsys, ["denoise", str(run), "digits", "--limit", "40", "--noise", "masking", "-n", "6", "-o", str(tmp_path / "d.png")])
+    _ok(capsys, ["denoise", str(run), "--data", "digits", "--limit", "40", "--noise", "masking", "-n", "6", "-o", str(tmp_path / "d.png")])
     with Image.open(tmp_path / "d.png") as im:  # rows clean, noisy, denoised of 6 images, 8 px each scaled by 4
         assert im.format == "PNG" and im.width == 4 * (6 * 9 + 1) and im.height == 4 * (3 * 9 + 1)
 
 
 def test_denoise_without_noise_writes_the_reconstruction(run, est, tmp_path, capsys):
-    out = _ok(capsys, ["denoise", str(run), "digits", "--limit", "20", "-o", str(tmp_path / "d.npz")])
+    out = _ok(capsys, ["denoise", str(run), "--data", "digits", "--limit", "20", "-o", str(tmp_path / "d.npz")])
     assert "PSNR" not in out
     with np.load(tmp_path / "d.npz") as f:
         assert sorted(f) == ["denoised", "noisy"]
@@ -148,7 +148,7 @@ def test_denoise_without_noise_writes_the_reconstruction(run, est, tmp_path, cap
 
 
 def test_detect_writes_scores_and_flags_the_contamination(run, est, tmp_path, capsys):
-    out = _ok(capsys, ["detect", str(run), "digits", "--limit", "200", "--contamination", "0.1", "-o", str(tmp_path / "s.csv")])
+    out = _ok(capsys, ["detect", str(run), "--data", "digits", "--limit", "200", "--contamination", "0.1", "-o", str(tmp_path / "s.csv")])
     rows = _rows(tmp_path / "s.csv")
     assert list(rows[0]) == ["index", "score", "is_outlier"] and [int(r["index"]) for r in rows] == list(range(200))
     scores = np.array([float(r["score"]) for r in rows])
@@ -160,7 +160,7 @@ def test_detect_writes_scores_and_flags_the_contamination(run, est, tmp_path, ca
     assert scores[flagged == 1].max() < scores[flagged == 0].min()  # the worst-scored ones
 
     threshold = float(np.median(scores))
-    out = _ok(capsys, ["detect", str(run), "digits", "--limit", "200", "--threshold", repr(threshold)])
+    out = _ok(capsys, ["detect", str(run), "--data", "digits", "--limit", "200", "--threshold", repr(threshold)])
     assert int(_number(r"(\d+) of 200 samples flagged", out)) == int((scores < threshold).sum())
 
 
@@ -172,7 +172,7 @@ def test_impute_changes_only_the_nans(run, est, tmp_path, capsys):
     holes = np.random.default_rng(0).random(X.shape) < 0.2
     X[holes] = np.nan
     np.save(tmp_path / "holes.npy", X)
-    out = _ok(capsys, ["impute", str(run), str(tmp_path / "holes.npy"), "-o", str(tmp_path / "filled.npy")])
+    out = _ok(capsys, ["impute", str(run), "--data", str(tmp_path / "holes.npy"), "-o", str(tmp_path / "filled.npy")])
     F = np.load(tmp_path / "filled.npy")
     assert F.shape == X.shape and np.isfinite(F).all()
     np.testing.assert_array_equal(F[~holes], X[~holes])  # observed values bit for bit
@@ -180,7 +180,7 @@ def test_impute_changes_only_the_nans(run, est, tmp_path, capsys):
     np.testing.assert_allclose(F[holes], expected[holes], rtol=1e-5)
     assert f"filled {int(holes.sum())} missing values" in out
 
-    _ok(capsys, ["impute", str(run), str(tmp_path / "holes.npy"), "-o", str(tmp_path / "filled.csv")])
+    _ok(capsys, ["impute", str(run), "--data", str(tmp_path / "holes.npy"), "-o", str(tmp_path / "filled.csv")])
     np.testing.assert_allclose(np.loadtxt(tmp_path / "filled.csv", delimiter=",", skiprows=1), F, rtol=1e-6)
 
 
@@ -192,7 +192,7 @@ def compressed(run, tmp_path_factory):
     path = tmp_path_factory.mktemp("codec") / "digits.aek"
     buf = io.StringIO()
     with redirect_stdout(buf):
-        assert cli.main(["compress", str(run), "digits", "--split", "test", "--limit", "100", "--bits", "3", "-o", str(path)]) == 0
+        assert cli.main(["compress", str(run), "--data", "digits", "--split", "test", "--limit", "100", "--bits", "3", "-o", str(path)]) == 0
     return path, buf.getvalue()
 
 
@@ -252,14 +252,14 @@ def test_search_by_index_finds_the_sample_itself_first(run, tmp_path, capsys):
     assert int(rows[0]["index"]) == 7 and float(rows[0]["distance"]) < 1e-5  # float32 codes, batch-dependent rounding
     distances = [float(r["distance"]) for r in rows]
     assert distances == sorted(distances)
-    y = aekit.load_dataset("digits", "all").y
+    y = aekit.load_dataset("digits", "test").y  # the commands' default split
     assert [int(r["label"]) for r in rows] == y[[int(r["index"]) for r in rows]].tolist()
-    assert re.search(r"^\s+1\s+7\s+0\.0000\s+7$", out, re.MULTILINE)  # rank 1: sample 7 (label 7) at distance 0
+    assert re.search(rf"^\s+1\s+7\s+0\.0000\s+{y[7]}$", out, re.MULTILINE)  # rank 1: sample 7 itself at distance 0
 
 
 def test_search_with_a_query_file(run, tmp_path, capsys):
     np.save(tmp_path / "q.npy", _digits(20)[[3, 12]])
-    _ok(capsys, ["search", str(run), str(tmp_path / "q.npy"), "--data", "digits", "--limit", "20", "-k", "3",
+    _ok(capsys, ["search", str(run), "--query", str(tmp_path / "q.npy"), "--data", "digits", "--limit", "20", "-k", "3",
                  "-o", str(tmp_path / "nb.csv")])
     rows = _rows(tmp_path / "nb.csv")
     assert len(rows) == 6 and [r["query"] for r in rows] == ["0"] * 3 + ["1"] * 3
@@ -270,20 +270,20 @@ def test_search_with_a_query_file(run, tmp_path, capsys):
 
 
 def test_interpolate_npy_and_png(run, est, tmp_path, capsys):
-    _ok(capsys, ["interpolate", str(run), "digits", "--a", "0", "--b", "5", "--steps", "6", "--method", "slerp",
+    _ok(capsys, ["interpolate", str(run), "--data", "digits", "--a", "0", "--b", "5", "--steps", "6", "--method", "slerp",
                  "-o", str(tmp_path / "i.npy")])
     P = np.load(tmp_path / "i.npy")
     X = _digits(6)
     assert P.shape == (6, 1, 8, 8)
     np.testing.assert_allclose(P[0], est.reconstruct(X[:1])[0], atol=1e-5)  # endpoints: the reconstructions
     np.testing.assert_allclose(P[-1], est.reconstruct(X[5:6])[0], atol=1e-5)
-    _ok(capsys, ["interpolate", str(run), "digits", "--a", "0", "--b", "5", "-o", str(tmp_path / "i.png")])
+    _ok(capsys, ["interpolate", str(run), "--data", "digits", "--a", "0", "--b", "5", "-o", str(tmp_path / "i.png")])
     with Image.open(tmp_path / "i.png") as im:
         assert im.format == "PNG" and im.width == 4 * (8 * 9 + 1) and im.height == 4 * 10  # one row of 8
 
 
 def test_compare_pca_plots_and_prints_both_errors(run, est, tmp_path, capsys):
-    out = _ok(capsys, ["compare-pca", str(run), "digits", "--split", "test", "--limit", "200", "-o", str(tmp_path / "c.png")])
+    out = _ok(capsys, ["compare-pca", str(run), "--data", "digits", "--split", "test", "--limit", "200", "-o", str(tmp_path / "c.png")])
     with Image.open(tmp_path / "c.png") as im:
         assert im.format == "PNG" and im.width > 500
     assert _number(r"autoencoder ([\d.e-]+)", out) == pytest.approx(reconstruction_error(est, _digits(200, "test")), rel=1e-4)
@@ -303,24 +303,25 @@ def test_compare_pca_plots_and_prints_both_errors(run, est, tmp_path, capsys):
         (["evaluate", "RUN"], "--data"),
         (["evaluate", "RUN", "--data", "digits", "--nll-samples", "-1"], "--nll-samples"),
         (["evaluate", "nowhere", "--data", "digits"], "holds no fitted model"),
-        (["denoise", "RUN", "digits", "-o", "d.npy", "--noise", "pink"], "invalid choice: 'pink'"),
-        (["denoise", "RUN", "digits", "-o", "d.npy", "--noise", "gaussian", "--noise-level", "-1"], "--noise-level"),
-        (["denoise", "RUN", "digits", "-o", "d.gif"], ".npy or .npz or .png"),
-        (["denoise", "RUN", "nosuchdataset", "-o", "d.npy"], "unknown dataset"),
-        (["detect", "RUN", "digits", "--contamination", "0.7"], "(0, 0.5]"),
-        (["detect", "RUN", "digits", "--contamination", "0.1", "--threshold", "1"], "not allowed with"),
-        (["impute", "RUN", "digits", "-o", "f.txt"], ".npy or .csv"),
-        (["compress", "RUN", "digits", "-o", "x.aek", "--bits", "13"], "bits must be"),
+        (["denoise", "RUN", "--data", "digits", "-o", "d.npy", "--noise", "pink"], "unknown noise 'pink'"),
+        (["denoise", "RUN", "--data", "digits", "-o", "d.npy", "--noise", "gaussian", "--noise-level", "-1"], "--noise-level"),
+        (["denoise", "RUN", "--data", "digits", "-o", "d.gif"], ".npy or .npz or .png"),
+        (["denoise", "RUN", "--data", "nosuchdataset", "-o", "d.npy"], "unknown dataset"),
+        (["detect", "RUN", "digits"], "with --data DATA"),  # data is always named by --data
+        (["detect", "RUN", "--data", "digits", "--contamination", "0.7"], "(0, 0.5]"),
+        (["detect", "RUN", "--data", "digits", "--contamination", "0.1", "--threshold", "1"], "not allowed with"),
+        (["impute", "RUN", "--data", "digits", "-o", "f.txt"], ".npy or .csv"),
+        (["compress", "RUN", "--data", "digits", "-o", "x.aek", "--bits", "13"], "bits must be"),
         (["decompress", "RUN", "missing.aek", "-o", "x.npy"], "missing.aek"),
         (["search", "RUN", "--data", "digits", "-k", "0", "--index", "1"], "-k"),
         (["search", "RUN", "--data", "digits", "-k", "5000", "--index", "1"], "k must be"),
         (["search", "RUN", "--data", "digits", "--index", "99999"], "index"),
         (["search", "RUN", "--data", "digits"], "needs a query"),
-        (["search", "RUN", "digits", "--data", "digits", "--index", "1"], "not both"),
-        (["search", "RUN", "HOLES", "--data", "digits"], "missing values"),
-        (["interpolate", "RUN", "digits", "--a", "0", "--b", "1", "--steps", "1", "-o", "i.npy"], "--steps"),
-        (["interpolate", "RUN", "digits", "--a", "0", "--b", "5000", "-o", "i.npy"], "b must be"),
-        (["compare-pca", "RUN", "digits", "-o", "c.jpg"], ".png"),
+        (["search", "RUN", "--query", "digits", "--data", "digits", "--index", "1"], "not both"),
+        (["search", "RUN", "--query", "HOLES", "--data", "digits"], "missing values"),
+        (["interpolate", "RUN", "--data", "digits", "--a", "0", "--b", "1", "--steps", "1", "-o", "i.npy"], "--steps"),
+        (["interpolate", "RUN", "--data", "digits", "--a", "0", "--b", "5000", "-o", "i.npy"], "b must be"),
+        (["compare-pca", "RUN", "--data", "digits", "-o", "c.jpg"], ".png"),
     ],
 )
 def test_user_errors_are_one_line(run, argv, expected, capsys, tmp_path, monkeypatch):

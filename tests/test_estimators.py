@@ -8,7 +8,7 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
-from aekit.estimators import ESTIMATORS
+from aekit.estimators import estimator_classes
 
 FAST = dict(epochs=3, batch_size=32, hidden_dims=(16,), latent_dim=2, random_state=0, device="cpu")
 
@@ -30,7 +30,7 @@ def _expected_failures(est):
     }
 
 
-@parametrize_with_checks([_fast(c) for c in ESTIMATORS.values()], expected_failed_checks=_expected_failures)
+@parametrize_with_checks([_fast(c) for c in estimator_classes().values()], expected_failed_checks=_expected_failures)
 def test_sklearn_contract(estimator, check):
     check(estimator)
 

@@ -77,15 +77,20 @@ def test_posterior_collapse_warning(runs, tmp_path):
 
 
 def test_tabular_data_gets_feature_plots(tmp_path):
+    """Tables are shown as tables: features standardized and named by the CSV's header, errors per
+    feature, no image-only sections (samples, interpolations) and no PSNR headline."""
     rng = np.random.default_rng(0)
     table = rng.normal(size=(120, 6)) @ rng.normal(size=(6, 6))
+    table[:, 5] = table[:, 5] * 1000 + 5000  # a feature on a much larger scale
     path = tmp_path / "table.csv"
-    np.savetxt(path, table, delimiter=",", header="a,b,c,d,e,f", comments="")
+    np.savetxt(path, table, delimiter=",", header="age,height,weight,pulse,label_free,income", comments="")
     run = fit_run(tmp_path / "run", "vae", path, params={**SMALL, "latent_dim": 2}).run_dir
     text = (run / "report.html").read_text()
     assert set(_figures(text)) == {"training_curves", "reconstructions", "latent_space", "kl_per_dim"}
-    assert "Tabular data: features of each sample" in text
-    assert "drawn only for image data" in text
+    assert "each feature standardized by its mean and standard deviation" in text
+    largest = re.search(r"Largest errors: (.*?) \(std units\)", text).group(1)
+    assert all(name in "age height weight pulse label_free income".split() for name in re.findall(r"([a-z_]+) [\d.]+", largest))
+    assert "Interpolations" not in text and "Samples" not in text and "PSNR" not in text
     assert "held-out 20% of table.csv" in text
 
 

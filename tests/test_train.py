@@ -282,6 +282,30 @@ def test_cosine_schedule_sets_the_rate_every_step_and_resumes_on_the_same_curve(
         assert torch.equal(resumed_model.state_dict()[k], v), k
     with pytest.raises(ValueError, match="lr_schedule"):
         fit(model_factory("ae"), X, lr_schedule="step")
+def test_progress_off_a_terminal_is_plain_lines(model_factory, digits_train, capsys):
+    """Piped or logged output: whole lines, about 20 for a long run, the last epoch always there."""
+    fit(model_factory("ae"), digits_train[0][:64], epochs=45, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln.split()[1] for ln in lines] == [f"{e}/45" for e in (*range(3, 45, 3), 45)]
+    assert all(ln.startswith("epoch ") and "loss=" in ln and "s/epoch" in ln for ln in lines)
+
+
+def test_progress_bar_fits_an_80_column_terminal(model_factory, digits_train):
+    import io
+    import re
+
+    from rich.console import Console
+
+    from aekit.train import _Progress
+
+    buf = io.StringIO()
+    bar = _Progress(100, 0, True, console=Console(file=buf, force_terminal=True, width=80))
+    for epoch in range(10):
+        bar.update({"epoch": epoch + 1, "loss": 123.456, "recon": 100.0, "kl": 23.4, "val_loss": 130.0, "time_s": 0.1})
+    bar.close()
+    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue()).replace("\r", "\n").splitlines()
+    last = [f for f in frames if f.strip()][-1]
+    assert "epoch 10/100" in last and "━" in last and "loss=123.5" in last and len(last) <= 80
 
 
 def test_argument_checks(model_factory, digits_train):
@@ -289,3 +313,56 @@ def test_argument_checks(model_factory, digits_train):
     for bad in ({"epochs": 0}, {"batch_size": 0}, {"lr": 0.0}, {"patience": 0}, {"epochs": 2.5}):
         with pytest.raises(ValueError):
             fit(model_factory("ae"), X, **bad)
+
+
+# --- threads on a shared machine (aekit._threads) -----------------------------------------------
+
+
+def test_training_uses_the_chosen_threads_and_restores_torch_setting(model_factory, digits_train, monkeypatch):
+    seen = []
+    before = torch.get_num_threads()
+    fit(model_factory("ae"), digits_train[0][:64], epochs=2, threads=2, callbacks=(lambda e, r: seen.append(torch.get_num_threads()),))
+    assert seen == [2, 2] and torch.get_num_threads() == before
+    monkeypatch.setenv("AEKIT_THREADS", "2")
+    seen.clear()
+    fit(model_factory("ae"), digits_train[0][:64], epochs=1, callbacks=(lambda e, r: seen.append(torch.get_num_threads()),))
+    assert seen == [2]  # the environment's choice wins over aekit's
+    monkeypatch.setenv("AEKIT_THREADS", "zero")
+    with pytest.raises(ValueError, match="AEKIT_THREADS"):
+        fit(model_factory("ae"), digits_train[0][:64], epochs=1)
+
+
+def test_default_threads_small_models_get_one_and_busy_cores_are_left_alone(monkeypatch):
+    from aekit import _threads
+
+    monkeypatch.delenv("AEKIT_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_cores", lambda: 4)
+    assert _threads.default_threads(10_000) == 1  # small: one thread, whatever the machine
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert _threads.default_threads(5_000_000) == 4  # idle machine: every core
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert _threads.default_threads(5_000_000) == 1  # ~3 cores busy elsewhere
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert _threads.default_threads(5_000_000) == 1  # never below one
+
+
+def test_estimator_threads_parameter_reaches_training(digits_train):
+    import aekit
+
+    seen = []
+    X = digits_train[0][:100].reshape(100, 64).numpy()
+    aekit.AutoEncoder(epochs=1, threads=2, random_state=0).fit(X, callbacks=(lambda e, r: seen.append(torch.get_num_threads()),))
+    assert seen == [2]
+
+
+def test_import_aekit_sets_a_passive_openmp_wait_policy_before_torch_loads():
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.pop('OMP_WAIT_POLICY', None); import aekit, torch; "
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "PASSIVE"
+    code = "import os; os.environ['OMP_WAIT_POLICY'] = 'ACTIVE'; import aekit; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "ACTIVE"  # a user's own setting is kept

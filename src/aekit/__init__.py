@@ -3,47 +3,68 @@
 The public face: scikit-learn estimators, ``load``, datasets; PyTorch models live in
 ``aekit.models`` (looked up by name through ``aekit.build_model``), losses in ``aekit.losses``,
 the training loop in ``aekit.train``.
+
+Names are imported on first use (PEP 562), so ``import aekit`` and the command line start fast;
+``from aekit import VAE`` works as usual.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from ._registry import build_model, model_names
-from .apps import AnomalyDetector, AutoencoderImputer, Codec, LatentIndex
-from .datasets import Dataset, DatasetNotFoundError, available_datasets, binarize, load_dataset
-from .estimators import (
-    VAE,
-    VQVAE,
-    AutoEncoder,
-    ConditionalVAE,
-    ContractiveAutoEncoder,
-    DenoisingAutoEncoder,
-    HierarchicalVAE,
-    IWAE,
-    SparseAutoEncoder,
-    load,
-)
+import importlib
+from typing import TYPE_CHECKING
+
+from ._threads import passive_openmp
+from ._version import __version__
+
+passive_openmp()  # before torch loads OpenMP: see aekit._threads
+
+# public name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(
+        ["AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
+         "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "load", "estimator_class"],
+        "aekit.estimators",
+    ),
+    **dict.fromkeys(["AnomalyDetector", "AutoencoderImputer", "Codec", "LatentIndex"], "aekit.apps"),
+    **dict.fromkeys(["build_model", "model_names"], "aekit._registry"),
+    **dict.fromkeys(["Dataset", "DatasetNotFoundError", "available_datasets", "binarize", "load_dataset"],
+                    "aekit.datasets"),
+}
 
 __all__ = [
-    "__version__",
-    "AutoEncoder",
-    "DenoisingAutoEncoder",
-    "SparseAutoEncoder",
-    "ContractiveAutoEncoder",
-    "VAE",
-    "ConditionalVAE",
-    "HierarchicalVAE",
-    "IWAE",
-    "VQVAE",
-    "load",
-    "AnomalyDetector",
-    "AutoencoderImputer",
-    "Codec",
-    "LatentIndex",
-    "build_model",
-    "model_names",
-    "Dataset",
-    "DatasetNotFoundError",
-    "available_datasets",
-    "binarize",
-    "load_dataset",
+    "__version__", "AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
+    "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "load", "estimator_class", "AnomalyDetector", "AutoencoderImputer",
+    "Codec", "LatentIndex", "build_model", "model_names", "Dataset", "DatasetNotFoundError", "available_datasets",
+    "binarize", "load_dataset",
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aekit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from ._registry import build_model, model_names
+    from .apps import AnomalyDetector, AutoencoderImputer, Codec, LatentIndex
+    from .datasets import Dataset, DatasetNotFoundError, available_datasets, binarize, load_dataset
+    from .estimators import (
+        VAE,
+        VQVAE,
+        AutoEncoder,
+        ConditionalVAE,
+        ContractiveAutoEncoder,
+        DenoisingAutoEncoder,
+        HierarchicalVAE,
+        IWAE,
+        SparseAutoEncoder,
+        estimator_class,
+        load,
+    )

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import __version__
+from ._version import __version__
 from ._registry import get_model_class
 from ._utils import atomic_write_bytes
 

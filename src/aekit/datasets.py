@@ -56,6 +56,7 @@ import pickle
 import tempfile
 import urllib.request
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -85,12 +86,15 @@ class Dataset:
         Dataset name, or the file name for user data.
     image_shape : tuple of int or None
         ``(c, h, w)`` for images, None for tabular data.
+    feature_names : tuple of str or None
+        Column names of tabular data, when the file has them (a CSV header), else None.
     """
 
     X: np.ndarray
     y: np.ndarray | None
     name: str
     image_shape: tuple[int, int, int] | None
+    feature_names: tuple[str, ...] | None = None
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -279,9 +283,14 @@ def _parse_idx(data: bytes, source: str) -> np.ndarray:
 def _read_idx(path: Path) -> np.ndarray:
     """Read an IDX file, gzipped or raw (detected from its first bytes, not its name)."""
     data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return _parse_idx(data, str(path))
+    try:
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        return _parse_idx(data, str(path))
+    except (OSError, EOFError, ValueError) as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: not a readable IDX file, it is damaged or truncated ({e})") from None
 
 
 def _idx_sha256(array: np.ndarray) -> str:
@@ -556,7 +565,8 @@ def _folder_hint(name: str) -> str:
     return (
         f"or put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
         f"t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (gzipped or not) in a "
-        f"folder and pass root=FOLDER or set AEKIT_DATA=DIR with the files in DIR/{name}; "
+        f"folder and pass it as root=FOLDER (command line: --data-root FOLDER), or set AEKIT_DATA=DIR with "
+        f"the files in DIR/{name}; "
         f"or allow network access (and unset AEKIT_OFFLINE)."
     )
 
@@ -643,19 +653,19 @@ def _as_labels(y: np.ndarray, n: int, source: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _load_npy(path: Path) -> tuple[np.ndarray, None]:
+def _load_npy(path: Path) -> tuple[np.ndarray, None, None]:
     """Memory-mapped, never unpickled."""
-    return np.load(path, mmap_mode="r", allow_pickle=False), None
+    return np.load(path, mmap_mode="r", allow_pickle=False), None, None
 
 
-def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, None]:
     """Key ``X`` or ``x`` (or the only array), optional ``y``."""
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.keys())
         x_keys = [k for k in ("X", "x") if k in keys] or (keys if len(keys) == 1 else [])
         if not x_keys:
             raise ValueError(f"{path}: expected an array named 'X' or 'x' (found {keys})")
-        return archive[x_keys[0]], archive["y"] if "y" in keys else None
+        return archive[x_keys[0]], archive["y"] if "y" in keys else None, None
 
 
 def _is_number(text: str) -> bool:
@@ -666,7 +676,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...] | None]:
     """Numeric table; a header is detected; a 'label'/'y'/'target' column becomes y."""
     with open(path, newline="") as f:
         rows = [row for row in csv.reader(f) if row]
@@ -692,11 +702,12 @@ def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if len(label_at) > 1:
         raise ValueError(f"{path}: several label columns {[names[i] for i in label_at]}")
     y = columns.pop(label_at[0]) if label_at else None
+    feature_names = tuple(n for i, n in enumerate(names) if i not in label_at) if has_header else None
     X = np.stack(columns, axis=1) if columns else np.empty((len(body), 0))
-    return X, y
+    return X, y, feature_names
 
 
-def _load_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None, None]:
     """Images (n, c, h, w) / 255; subfolders, if used, are classes numbered in sorted order."""
     from PIL import Image
 
@@ -732,10 +743,10 @@ def _load_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
             pixels[i] = np.asarray(im.convert(mode)).reshape(h, w, c)
     X = _to_unit(pixels.transpose(0, 3, 1, 2))  # (n, c, h, w)
     y = np.array([label for _, label in labelled]) if classes else None
-    return X, y
+    return X, y, None
 
 
-_USER_LOADERS = {".npy": _load_npy, ".npz": _load_npz, ".csv": _load_csv}
+_USER_LOADERS = {".npy": _load_npy, ".npz": _load_npz, ".csv": _load_csv}  # path -> (X, y, feature names)
 
 
 def _load_user(path: Path, split: str) -> Dataset:
@@ -752,16 +763,23 @@ def _load_user(path: Path, split: str) -> Dataset:
             f"{path}: user files have no test split; use split='train' or 'all' "
             f"and hold out data yourself"
         )
-    if path.is_dir():
-        X, y = _load_image_folder(path)
-    elif path.suffix.lower() in _USER_LOADERS:
-        X, y = _USER_LOADERS[path.suffix.lower()](path)
-    else:
+    suffix = path.suffix.lower()
+    if not path.is_dir() and suffix not in _USER_LOADERS:
         raise ValueError(f"{path}: unsupported file type; use .npy, .npz, .csv or an image folder")
+    kind = "a folder of images" if path.is_dir() else f"a {suffix} file"
+    try:
+        X, y, names = _load_image_folder(path) if path.is_dir() else _USER_LOADERS[suffix](path)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # malformed: empty, truncated, not that format
+        if str(e).startswith(str(path)):
+            raise  # already one of ours, naming the file
+        raise ValueError(f"{path}: cannot be read as {kind}, it is damaged or not that format "
+                         f"({type(e).__name__}: {' '.join(str(e).split())})") from None
+    if len(X) == 0:
+        raise ValueError(f"{path}: holds no samples")
     X = _as_float32(X, str(path))
     if X.ndim == 3:  # (n, h, w) -> (n, 1, h, w)
         X = X[:, None]
     if X.ndim not in (2, 4):
         raise ValueError(f"{path}: expected (n, d), (n, h, w) or (n, c, h, w), got {X.shape}")
     y = None if y is None else _as_labels(y, len(X), str(path))
-    return Dataset(X, y, path.name, tuple(X.shape[1:]) if X.ndim == 4 else None)
+    return Dataset(X, y, path.name, tuple(X.shape[1:]) if X.ndim == 4 else None, names)

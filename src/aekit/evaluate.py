@@ -11,7 +11,7 @@ codebook usage and perplexity for quantised models (vqvae). For a run folder
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -19,7 +19,8 @@ import torch
 from . import losses
 from ._utils import as_source, take_labels, take_rows
 
-__all__ = ["evaluate", "importance_weighted_nll", "ACTIVE_UNIT_THRESHOLD"]
+__all__ = ["evaluate", "evaluate_estimator", "importance_weighted_nll", "MetricRow", "metric_rows", "psnr_peak",
+           "ACTIVE_UNIT_THRESHOLD", "KL_ACTIVE_THRESHOLD"]
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: unit u is active when Cov_x(E_q[z_u]) > 0.01
 
@@ -246,10 +247,11 @@ class _ProgressBar:
     def __init__(self, total: int, description: str, enabled: bool):
         self.bar = None
         if enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TextColumn("eta"), TimeRemainingColumn())
+                                TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True))
             self.task = self.bar.add_task(description, total=total)
 
     def __enter__(self):
@@ -269,3 +271,83 @@ class _ProgressBar:
 def _check_count(name: str, value: Any, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+# -- a fitted estimator, and the metrics in words ---------------------------------------------------
+
+KL_ACTIVE_THRESHOLD = 0.01  # nats: a latent dimension with less KL than this carries no information
+
+
+def evaluate_estimator(estimator, X, y=None, *, nll_samples: int = 0, progress: bool = False) -> dict[str, Any]:
+    """:func:`evaluate` of a fitted aekit estimator's model on X as the estimator sees it (validated,
+    reshaped, standardized when the estimator standardizes), plus ``units`` ("data" or
+    "standardized") and, for variational models, the latent dimensions of the code whose KL is
+    below ``KL_ACTIVE_THRESHOLD`` (``inactive_dims``). A conditional model is evaluated on the
+    samples whose label it knows, with those labels. ``progress`` shows a progress bar while the
+    NLL is estimated."""
+    caps = estimator.capabilities()
+    if nll_samples and not caps["variational"]:
+        raise ValueError(f"the NLL needs a variational model (vae, cvae, hvae, iwae); {type(estimator).__name__} "
+                         "has no likelihood")
+    labels = None
+    if caps["conditional"]:
+        if y is None:
+            raise ValueError("a conditional model is evaluated with labels, but the evaluation data has none")
+        known = np.isin(y, estimator.classes_)
+        X, labels = X[known], np.searchsorted(estimator.classes_, np.asarray(y)[known])
+    result = evaluate(estimator.model_, estimator.to_model_input(X), labels, nll_samples=nll_samples,
+                      seed=int(estimator.seed_), progress=progress)
+    result["units"] = "standardized" if getattr(estimator, "mean_", None) is not None else "data"
+    if "kl_per_dim" in result:  # (kl_total, over every stochastic layer, comes from evaluate)
+        kl = np.asarray(result["kl_per_dim"])
+        result["kl_threshold"] = KL_ACTIVE_THRESHOLD
+        result["inactive_dims"] = [int(i) for i in np.flatnonzero(kl < KL_ACTIVE_THRESHOLD)]
+    return result
+
+
+def psnr_peak(X) -> float:
+    """PSNR's peak value as :func:`evaluate` takes it: 1 for data in [0, 1], else the data's range."""
+    lo, hi = float(np.min(X)), float(np.max(X))
+    return 1.0 if lo >= 0 and hi <= 1 else (hi - lo) or 1.0
+
+
+class MetricRow(NamedTuple):
+    """One metric in words: its key in the result dict, a label, the formatted value and its unit."""
+
+    key: str
+    label: str
+    value: str
+    unit: str
+
+
+def metric_rows(m: dict[str, Any], *, detail: bool = True) -> list[MetricRow]:
+    """The metrics of an evaluation result in words, one row for each present, in a fixed order:
+    the one formatter the CLI and the report share. ``detail=False`` leaves out per-dimension lists."""
+
+    def num(v, spec):
+        return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+    units = ", standardized units" if m.get("units") == "standardized" else ""
+    rows = [MetricRow("recon_mse", "recon MSE", num(m.get("recon_mse"), ".4g"), f"mean squared error per value{units}"),
+            MetricRow("psnr", "PSNR", num(m.get("psnr"), ".2f"), "dB")]
+    if "recon_bce" in m:
+        rows.append(MetricRow("recon_bce", "recon BCE", num(m["recon_bce"], ".2f"), "nats per sample"))
+    if "elbo" in m:
+        rows.append(MetricRow("elbo", "ELBO", num(m["elbo"], ".2f"), "nats per sample (higher is better)"))
+    if "nll" in m:
+        rows.append(MetricRow("nll", "NLL", num(m["nll"], ".2f"),
+                              f"nats per sample (K={m.get('nll_samples')}; an upper bound, <= -ELBO)"))
+    if "kl_total" in m:
+        rows.append(MetricRow("kl_total", "KL", num(m["kl_total"], ".3g"), "nats"))
+    if "kl_per_dim" in m and detail:
+        rows.append(MetricRow("kl_per_dim", "KL per dimension", " ".join(num(v, ".3g") for v in m["kl_per_dim"]), "nats"))
+    if "active_units" in m:
+        rows.append(MetricRow("active_units", "active units", f"{m['active_units']}/{m['latent_dim']}",
+                              f"Cov_x(E_q[z]) > {ACTIVE_UNIT_THRESHOLD}"))
+    for i, level in enumerate(m.get("levels", ())):  # hierarchical models, bottom first
+        rows.append(MetricRow(f"level_{i + 1}", f"layer {i + 1} KL", num(level["kl"], ".3g"),
+                              f"nats; {level['active_units']}/{level['latent_dim']} active units"))
+    if "codebook_usage" in m:
+        rows.append(MetricRow("codebook_usage", "codebook used", f"{100 * m['codebook_usage']:.0f}%", "of the entries"))
+        rows.append(MetricRow("perplexity", "code perplexity", num(m.get("perplexity"), ".1f"), "of the code use"))
+    return rows

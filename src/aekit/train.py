@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ._threads import default_threads, torch_threads
 from ._utils import as_source, resolve_device, take_labels, take_rows
 from .checkpoint import load_train_state, save_train_state
 from .distributed import replicas_from_environment
@@ -119,6 +120,7 @@ def train(
     batch_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     on_nonfinite: str = "raise",
     callbacks: tuple[Callable[[int, dict[str, Any]], None], ...] = (),
+    threads: int | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` on X (and labels y for conditional models) with AdamW.
 
@@ -139,6 +141,9 @@ def train(
     on_nonfinite : ``"raise"`` (default) stops with NonFiniteLossError naming the part; ``"rollback"``
         restores the state at the start of the epoch, halves the learning rate and retries (5 times).
     callbacks : f(epoch, record) called after every epoch.
+    threads : CPU threads torch uses while training (restored afterwards); None lets aekit choose
+        (:func:`aekit._threads.default_threads`: 1 for small models, else the cores not already
+        busy; ``AEKIT_THREADS`` overrides). Pass ``torch.get_num_threads()`` to keep torch's setting.
 
     Under ``torchrun`` (or an initialised ``torch.distributed``) the model trains data-parallel:
     each rank takes a slice of every global batch of ``batch_size`` and only rank 0 shows
@@ -160,6 +165,18 @@ def train(
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (the folder holding checkpoint.safetensors)")
+    if threads is None:
+        threads = default_threads(sum(p.numel() for p in model.parameters()))
+    with torch_threads(threads):
+        return _train(
+            model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, lr, lr_schedule, weight_decay,
+            early_stopping, patience, grad_clip, seed, device, progress, checkpoint_dir, resume, batch_transform,
+            on_nonfinite, callbacks,
+        )
+
+
+def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, lr, lr_schedule, weight_decay, early_stopping,
+           patience, grad_clip, seed, device, progress, checkpoint_dir, resume, batch_transform, on_nonfinite, callbacks):
     replicas = replicas_from_environment(resolve_device(device))
     dev = replicas.device
     model.to(dev)
@@ -351,29 +368,55 @@ def _save(path, model, optimizer, epoch, history, best_val, bad_epochs, best_sta
 
 
 class _Progress:
-    """A rich progress bar over epochs (with ETA) showing the loss and its parts; silent when disabled.
-    Updated once per epoch, so a captured log gets a handful of lines, not thousands."""
+    """Training progress, updated once per epoch; silent when disabled.
 
-    def __init__(self, epochs: int, start: int, enabled: bool):
+    On a terminal: a rich bar (epoch count, bar, ETA, the loss and validation loss), sized to fit
+    an 80-column window. Otherwise (a log file, a pipe): one plain line per epoch, or every
+    ``ceil(epochs / 20)`` epochs and the last, so a 100-epoch log has about 20 lines."""
+
+    MAX_PLAIN_LINES = 20
+
+    def __init__(self, epochs: int, start: int, enabled: bool, console=None):
+        import sys
+
         self.bar = None
+        self.enabled, self.epochs, self.done = enabled, epochs, start
+        self.every = max(1, math.ceil(epochs / self.MAX_PLAIN_LINES))
+        self.stream = sys.stderr
         if not enabled:
             return
+        if console is None and not self.stream.isatty():
+            return  # plain lines
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(
-            TextColumn("epoch {task.completed}/{task.total}"), BarColumn(), TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"), transient=False,
+            TextColumn("epoch {task.completed}/{task.total}"), BarColumn(bar_width=20), TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"), transient=False, console=console or Console(stderr=True),
         )
         self.task = self.bar.add_task("train", total=epochs, completed=start, info="")
         self.bar.start()
 
     def update(self, record: dict[str, float]) -> None:
-        if self.bar is None:
+        if not self.enabled:
             return
-        keys = [k for k in record if k not in ("epoch", "lr", "time_s")]
-        info = " ".join(f"{k}={record[k]:.4g}" for k in keys[:8])
-        self.bar.update(self.task, advance=1, info=info)
+        self.done += 1
+        if self.bar is not None:
+            info = " ".join(f"{k}={record[k]:.4g}" for k in ("loss", "val_loss") if k in record)
+            self.bar.update(self.task, advance=1, info=info)
+            return
+        if self.done % self.every and self.done != self.epochs:
+            return
+        parts = " ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch", "lr", "time_s"))
+        per_epoch = record.get("time_s", 0.0)
+        print(f"epoch {self.done}/{self.epochs}  {parts}  ({per_epoch:.2f} s/epoch, "
+              f"{_duration((self.epochs - self.done) * per_epoch)} left)", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

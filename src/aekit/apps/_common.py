@@ -11,7 +11,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ..estimators import FAMILIES
+from .._registry import model_names
+from ..estimators import estimator_class
 
 __all__ = [
     "ModelParamsMixin", "decode", "encode", "estimator_names", "fitted", "flat", "is_variational",
@@ -20,8 +21,8 @@ __all__ = [
 
 
 def estimator_names() -> list[str]:
-    """Family names accepted wherever an application takes ``model="..."``."""
-    return sorted(FAMILIES)
+    """Family names accepted wherever an application takes ``model="..."``: every registered family."""
+    return model_names()
 
 
 def merge_params(model_params, kwargs: dict):
@@ -56,9 +57,7 @@ def make_estimator(model, params: dict[str, Any] | None = None, random_state=Non
         raise TypeError(f"model_params must be a dict or None, got {type(params).__name__}")
     params = dict(params or {})
     if isinstance(model, str):
-        if model not in FAMILIES:
-            raise ValueError(f"unknown model {model!r}; choose one of {estimator_names()} or pass an estimator")
-        est = FAMILIES[model](**params)
+        est = estimator_class(model)(**params)
     elif hasattr(model, "fit") and hasattr(model, "get_params"):
         est = clone(model).set_params(**params) if params else clone(model)
     else:

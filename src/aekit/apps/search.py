@@ -40,7 +40,7 @@ class LatentIndex(BaseEstimator):
     >>> from aekit.apps import LatentIndex
     >>> from aekit.datasets import load_dataset
     >>> X = load_dataset("digits").X.reshape(-1, 64)
-    >>> idx, dist = LatentIndex().fit(X).query(X[:2], k=3)
+    >>> dist, idx = LatentIndex().fit(X).query(X[:2], k=3)
     >>> idx[:, 0].tolist(), dist.shape
     ([0, 1], (2, 3))
     """
@@ -76,12 +76,13 @@ class LatentIndex(BaseEstimator):
 
     @torch.no_grad()
     def query(self, Q, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest indexed samples of each query.
+        """The ``k`` nearest indexed samples of each query, in scikit-learn's order
+        (``NearestNeighbors.kneighbors``): distances first, then indices.
 
         Returns
         -------
+        distances : (m, k) float32, Euclidean distances (or 1 - cosine similarity), ascending.
         indices : (m, k) int64, into the X given to ``fit``, nearest first (ties: smaller index first).
-        distances : (m, k) float32, Euclidean distances (or 1 - cosine similarity).
         """
         check_is_fitted(self)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_indexed_:
@@ -107,7 +108,12 @@ class LatentIndex(BaseEstimator):
             vals, order = torch.sort(exact, dim=1, stable=True)
             idx.append(cand.gather(1, order[:, : int(k)]))
             dist.append(vals[:, : int(k)].float())
-        return torch.cat(idx).numpy().astype(np.int64), torch.cat(dist).numpy()
+        return torch.cat(dist).numpy(), torch.cat(idx).numpy().astype(np.int64)
+
+    def kneighbors(self, X, n_neighbors: int = 10, return_distance: bool = True):
+        """scikit-learn's name for :meth:`query`: ``(distances, indices)``, or the indices alone."""
+        dist, idx = self.query(X, n_neighbors)
+        return (dist, idx) if return_distance else idx
 
 
 def precision_at_k(indices, y_indexed, y_query) -> float:

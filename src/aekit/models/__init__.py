@@ -1,7 +1,10 @@
-"""Model families, one per file. Importing this package registers them all."""
+"""Model families, one per file: a family is a module here (or a plugin, see ``aekit._registry``)
+defining its Config dataclass and a model class decorated with ``@register("name")``. For plugin
+authors, this package exports what a family file needs: ``register``, ``option``, the base classes."""
 
+from .._registry import register
 from .ae import AE, AEConfig
-from .base import AEOutput, Autoencoder, ModelConfig
+from .base import AEOutput, Autoencoder, ModelConfig, option
 from .contractive import ContractiveAE, ContractiveConfig
 from .cvae import CVAE, CVAEConfig
 from .denoising import DenoisingAE, DenoisingConfig
@@ -12,7 +15,7 @@ from .vae import VAE, VAEConfig
 from .vqvae import VQVAE, VQVAEConfig
 
 __all__ = [
-    "AEOutput", "Autoencoder", "ModelConfig",
+    "AEOutput", "Autoencoder", "ModelConfig", "option", "register",
     "AE", "AEConfig", "DenoisingAE", "DenoisingConfig", "SparseAE", "SparseConfig",
     "ContractiveAE", "ContractiveConfig", "VAE", "VAEConfig", "CVAE", "CVAEConfig",
     "HVAE", "HVAEConfig", "IWAE", "IWAEConfig", "VQVAE", "VQVAEConfig",

@@ -23,6 +23,9 @@ class AEConfig(ModelConfig):
         super().__post_init__()
         check_choice("loss", self.loss, ("mse", "bce"))
 
+    def probability_setting(self) -> str | None:
+        return "loss='bce'" if self.loss == "bce" else None
+
 
 @register("ae")
 class AE(Autoencoder):

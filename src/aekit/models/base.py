@@ -11,15 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import losses
+from .._config import option
+
+__all__ = [
+    "AEOutput", "Autoencoder", "CAPABILITIES", "ModelConfig", "SharedNoise", "check_choice", "check_nonneg",
+    "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
+]
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
 CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical")
-
-
-def option(default: Any, help: str) -> Any:
-    """A Config field with its default and a one-line help: the one place a setting is described
-    (estimator signatures and docstrings, CLI flags and ``load`` derive from it)."""
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ModelConfig:
         (256, 128), "encoder layer sizes, the decoder mirrors them (conv: channels of the stride-2 stages)"
     )
     activation: str | None = option("relu", "hidden activation (relu, leaky_relu, elu, gelu, silu, tanh, sigmoid, softplus; None = linear)")
-    architecture: str = option("mlp", "mlp, or conv for images")
+    architecture: str = option("mlp", "network type: mlp, or conv for images")
 
     def __post_init__(self) -> None:
         self.input_shape = _int_tuple("input_shape", self.input_shape)
@@ -52,6 +52,17 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def for_data(cls, settings: dict[str, Any], *, unit_interval: bool) -> dict[str, Any]:
+        """``settings`` with the data-dependent choices made (an estimator's ``"auto"`` values),
+        given whether every value of the training data lies in [0, 1]. Families override it."""
+        return settings
+
+    def probability_setting(self) -> str | None:
+        """The setting under which this model reads the data as probabilities in [0, 1] (e.g.
+        ``"loss='bce'"``), so it needs data in [0, 1] as given, never standardized; None if none."""
+        return None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):

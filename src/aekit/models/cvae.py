@@ -13,7 +13,7 @@ from .vae import VAE, VAEConfig
 
 @dataclass
 class CVAEConfig(VAEConfig):
-    n_classes: int = option(10, "number of classes of the labels y")
+    n_classes: int = option(10, "number of classes of the labels y", from_data=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()

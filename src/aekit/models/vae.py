@@ -39,7 +39,9 @@ class VAEConfig(ModelConfig):
     below which the KL is not pushed down. min_variance: floor on the encoder's variance."""
 
     beta: float = option(1.0, "weight of the KL term (beta-VAE)")
-    likelihood: str = option("bernoulli", "decoder distribution: bernoulli (data in [0, 1]) or gaussian")
+    likelihood: str = option(
+        "bernoulli", "decoder distribution: bernoulli (data in [0, 1]) or gaussian; auto picks bernoulli when X "
+        "lies in [0, 1], else gaussian with a learned variance", estimator_default="auto")
     gaussian_std: float | None = option(None, "fixed std of a gaussian decoder (None learns one shared variance)")
     kl_schedule: str = option("linear", "KL warm-up shape: linear, or cyclical (repeats every kl_cycle_epochs)")
     kl_warmup_epochs: float = option(0.0, "epochs over which the KL weight ramps from 0 to beta")
@@ -80,6 +82,15 @@ class VAEConfig(ModelConfig):
         """free_bits as one number per stochastic layer, bottom first."""
         fb = self.free_bits
         return tuple(fb) if isinstance(fb, tuple) else (fb,) * self.n_levels
+
+    @classmethod
+    def for_data(cls, settings, *, unit_interval):
+        if settings.get("likelihood") == "auto":
+            settings = {**settings, "likelihood": "bernoulli" if unit_interval else "gaussian"}
+        return settings
+
+    def probability_setting(self) -> str | None:
+        return "likelihood='bernoulli'" if self.likelihood == "bernoulli" else None
 
 
 def kl_weight(config: VAEConfig, epochs_done: float, training: bool) -> float:

@@ -48,6 +48,9 @@ class VQVAEConfig(ModelConfig):
         if not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay!r}")
 
+    def probability_setting(self) -> str | None:
+        return "loss='bce'" if self.loss == "bce" else None
+
     @property
     def n_positions(self) -> int:
         return self.latent_dim // self.embedding_dim

@@ -3,22 +3,19 @@ the run's evaluation data."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._utils import atomic_write_text
-from ..run import (
+from ..evaluate import KL_ACTIVE_THRESHOLD, metric_rows
+from ..runfolder import (
     HISTORY_NAME,
-    KL_ACTIVE_THRESHOLD,
     REPORT_NAME,
     RunData,
-    _conditional,
-    _load_for_use,
-    _model_input,
+    load_estimator,
     load_run_data,
     read_history,
     read_run,
@@ -45,32 +42,34 @@ def build_report(run_dir: str | Path) -> Path:
     config, metrics = run["config"], run["metrics"]
     if metrics is None:
         raise ValueError(f"{run_dir}: the run has not finished (no metrics.json); resume it first")
-    est = _load_for_use(run_dir)
+    est = load_estimator(run_dir)
+    caps = est.capabilities()  # which sections apply
     history = read_history(run_dir / HISTORY_NAME)
     collapse = _collapse_warnings(metrics)
 
-    sections = [_training(history)]
+    sections = [_training(history, _loss_unit(est))]
     try:
-        data = load_run_data(config["data"], seed=config["seed"], limit=config["limit"])
+        data = load_run_data(config["data"], seed=config["seed"], limit=config["limit"], root=config.get("data_root"))
     except (OSError, ValueError) as e:
         sections.append(Section("data", "Data figures", text=f"The run's data could not be loaded ({_one_line(e)}), "
                                 "so reconstructions, the latent space and interpolations are left out."))
     else:
         rng = np.random.default_rng(config["seed"])
         sections += [_reconstructions(est, data), _latent(est, data, rng)]
-        if est.capabilities()["generative"]:
-            sections.append(_samples(est, data, config["seed"]))
-        sections.append(_interpolations(est, data, rng))
-        if "codebook_usage" in metrics:
+        if data.image_shape is not None:  # pictures of samples and paths mean something for images only
+            if caps["generative"]:
+                sections.append(_samples(est, data, config["seed"]))
+            sections.append(_interpolations(est, data, rng))
+        if caps["quantised"]:
             sections.append(_codebook(est, data, metrics))
-    if "kl_per_dim" in metrics:
-        sections.append(_kl(metrics, est.capabilities()["hierarchical"], collapse))
+    if caps["variational"]:
+        sections.append(_kl(metrics, caps["hierarchical"], collapse))
 
     html = render(
         title=f"{config['estimator']} on {_data_name(config)}",
         subtitle=(f"{metrics.get('epochs_trained', len(history))} epochs on {config['n_train']} samples; "
                   f"metrics on {metrics['eval_data']} ({metrics.get('n_samples', config['n_eval'])} samples)"),
-        metrics=_key_metrics(metrics),
+        metrics=_key_metrics(metrics, images=bool(config.get("image_shape"))),
         facts=_facts(config, metrics, run_dir),
         warnings=collapse,
         sections=[s for s in sections if s is not None],
@@ -89,24 +88,11 @@ def _data_name(config) -> str:
     return Path(config["data"]).name
 
 
-def _fmt(v: Any, spec: str = ".4g") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    return format(v, spec)
-
-
-def _key_metrics(m: dict[str, Any]) -> list[tuple[str, str]]:
-    units = " (standardized)" if m.get("units") == "standardized" else ""
-    out = [(f"test recon MSE{units}", _fmt(m.get("recon_mse"))), ("PSNR (dB)", _fmt(m.get("psnr"), ".2f"))]
-    if "elbo" in m:
-        out.append(("ELBO (nats)", _fmt(m["elbo"], ".2f")))
-    if "kl_per_dim" in m:
-        out.append(("active units", f"{m['active_units']} / {m['latent_dim']}"))
-        out.append(("KL (nats)", _fmt(m.get("kl_total"), ".3g")))
-    if "codebook_usage" in m:
-        out.append(("codebook used", f"{100 * m['codebook_usage']:.0f}%"))
-        out.append(("code perplexity", _fmt(m.get("perplexity"), ".1f")))
-    return out
+def _key_metrics(m: dict[str, Any], images: bool) -> list[tuple[str, str]]:
+    """The headline metrics (PSNR only for images: for standardized tables it means nothing)."""
+    scaled = " (standardized)" if m.get("units") == "standardized" else ""
+    label = {"recon_mse": f"test recon MSE{scaled}", "psnr": "PSNR (dB)", "elbo": "ELBO (nats)", "kl_total": "KL (nats)"}
+    return [(label.get(r.key, r.label), r.value) for r in metric_rows(m, detail=False) if images or r.key != "psnr"]
 
 
 def _facts(config, metrics, run_dir: Path) -> list[tuple[str, str]]:
@@ -119,7 +105,9 @@ def _facts(config, metrics, run_dir: Path) -> list[tuple[str, str]]:
                  + (f" (first {config['limit']})" if config.get("limit") else "")),
         ("evaluation", f"{metrics['eval_data']}"),
         ("training", (f"{metrics.get('epochs_trained')} epochs, batch {p.get('batch_size')}, lr {p.get('lr')}, "
-                      f"seed {config['seed']}, {config.get('train_time_s', 'n/a')} s")),
+                      f"seed {config['seed']}, {config.get('train_time_s', 'n/a')} s of training in all"
+                      + (f" (resumed {config['resumed']} time{'s' if config['resumed'] > 1 else ''})"
+                         if config.get("resumed") else ""))),
         ("finished", str(config.get("finished", "n/a"))),
         ("versions", ", ".join(f"{k} {val}" for k, val in v.items())),
         ("run folder", str(run_dir.resolve())),
@@ -154,21 +142,32 @@ def _one_line(e: BaseException) -> str:
 # -- sections ----------------------------------------------------------------------------------
 
 
-def _training(history) -> Section:
+def _loss_unit(est) -> str:
+    """What the loss and its parts are measured in: nats for likelihoods, else squared error."""
+    if est.capabilities()["variational"] or est.model_.config.probability_setting() is not None:
+        return "nats per sample"
+    scaled = ", standardized" if getattr(est, "mean_", None) is not None else ""
+    return f"squared error per sample{scaled}"
+
+
+def _training(history, unit: str) -> Section:
     if not history:
         return Section("training", "Training curves", text="No epochs were recorded.")
     has_val = any(k.startswith("val_") for k in history[0])
     return Section(
         "training", "Training curves",
-        text="The loss and each of its parts per epoch, on the training data"
-             + (" (solid) and the validation part held out from it (dashed)." if has_val else "."),
-        figure=Figure("training_curves", figures.training_curves(history), "training curves"),
+        text=f"The loss and each of its parts per epoch ({unit}, summed over features, averaged over the epoch's "
+             "samples), on the training data"
+             + (" (solid) and the validation part held out from it (dashed)." if has_val else ".")
+             + " When the first epochs would dwarf the rest, a panel's y axis is fitted to the later ones and "
+               "says how many epochs lie above it.",
+        figure=Figure("training_curves", figures.training_curves(history, unit), "training curves"),
     )
 
 
 def _labels_for(est, y):
     """Labels to pass to a conditional estimator (None otherwise, or when unknown classes appear)."""
-    if y is None or not _conditional(est) or not np.isin(y, est.classes_).all():
+    if y is None or not est.capabilities()["conditional"] or not np.isin(y, est.classes_).all():
         return None
     return y
 
@@ -190,10 +189,19 @@ def _reconstructions(est, data: RunData) -> Section:
     Xs = np.asarray(X[idx], dtype=np.float32)
     R = _call(est.reconstruct, Xs, None if y is None else _labels_for(est, y[idx]))
     if data.image_shape is None:
-        text = (f"Tabular data: features of each sample, original and reconstructed (the model's deterministic "
-                f"reconstruction), from {data.eval_description}.")
+        X_all = np.asarray(X, dtype=np.float32)
+        R_all = _call(est.reconstruct, X_all, _labels_for(est, y))
+        text = (f"Tabular data from {data.eval_description}, each feature standardized by its mean and standard "
+                "deviation there, so that features of any scale share one axis: the root-mean-squared "
+                "reconstruction error of each feature (top), then samples' features, original and reconstructed "
+                "(the model's deterministic reconstruction).")
+        names = data.feature_names or tuple(f"feature {i}" for i in range(X_all[0].size))
+        rmse = figures.standardized_rmse(X_all, R_all)
+        worst = np.argsort(-rmse, kind="stable")[:3]
+        text += " Largest errors: " + ", ".join(f"{names[i]} {rmse[i]:.2f}" for i in worst) + " (std units)."
+        png = figures.feature_reconstructions(X_all, R_all, names)
         return Section("reconstructions", "Reconstructions", text=text,
-                       figure=Figure("reconstructions", figures.feature_reconstructions(Xs, R), "reconstructions"))
+                       figure=Figure("reconstructions", png, "reconstruction error per feature and sample profiles"))
     text = (f"Evaluation samples (top) and the model's deterministic reconstruction of each (bottom), "
             f"from {data.eval_description}.")
     png = figures.image_rows([Xs, R], ["original", "reconstruction"], data.image_shape, tile=0.7)
@@ -230,9 +238,7 @@ def _latent(est, data: RunData, rng) -> Section:
 def _samples(est, data: RunData, seed: int) -> Section:
     from ..apps import sample_grid
 
-    if data.image_shape is None:
-        return Section("samples", "Samples", text="Samples are drawn only for image data.")
-    if _conditional(est):
+    if est.capabilities()["conditional"]:
         classes = est.classes_[:10]
         S = sample_grid(est, 10, y=classes, random_state=seed)
         rows = [S[i * 10 : (i + 1) * 10] for i in range(len(classes))]
@@ -266,10 +272,8 @@ def _pairs(y: np.ndarray, n: int, conditional: bool, rng) -> list[tuple[int, int
 def _interpolations(est, data: RunData, rng) -> Section:
     from ..apps import interpolate
 
-    if data.image_shape is None:
-        return Section("interpolations", "Interpolations", text="Interpolations are drawn only for image data.")
     X, y = data.X_eval, data.y_eval
-    cond = _conditional(est)
+    cond = est.capabilities()["conditional"]
     if y is None:
         pairs = [tuple(int(i) for i in rng.choice(len(X), 2, replace=False)) for _ in range(N_PAIRS)]
     else:
@@ -307,7 +311,7 @@ def _codebook(est, data: RunData, m: dict[str, Any]) -> Section:
     import torch
 
     with torch.no_grad():
-        idx = est.model_.encode_indices(_model_input(est, np.asarray(data.X_eval, dtype=np.float32))).reshape(-1)
+        idx = est.model_.encode_indices(est.to_model_input(np.asarray(data.X_eval, dtype=np.float32))).reshape(-1)
     counts = np.bincount(idx.cpu().numpy(), minlength=est.model_.config.codebook_size)
     text = (f"How often each of the {len(counts)} codebook entries is chosen on the evaluation data: "
             f"{100 * m['codebook_usage']:.0f}% are used, perplexity {m['perplexity']:.1f}.")

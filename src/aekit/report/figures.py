@@ -20,6 +20,7 @@ from ..apps._images import as_images, mosaic
 __all__ = [
     "codebook_usage",
     "feature_reconstructions",
+    "standardized_rmse",
     "image_rows",
     "kl_per_dimension",
     "latent_scatter",
@@ -37,9 +38,10 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def training_curves(history: list[dict[str, float]]) -> bytes:
+def training_curves(history: list[dict[str, float]], unit: str = "per sample") -> bytes:
     """One panel per logged quantity (the loss first, then each part): training and validation
-    against the epoch."""
+    against the epoch, the y axis labelled with ``unit``. When the first epochs would dwarf the
+    rest, the y axis is fitted to the later ones and the panel says how many epochs lie above it."""
     names = [k for k in history[0] if k not in _NOT_PARTS and not k.startswith("val_")]
     ncols = min(3, len(names))
     nrows = math.ceil(len(names) / ncols)
@@ -59,9 +61,15 @@ def training_curves(history: list[dict[str, float]]) -> bytes:
         tail = tail[np.isfinite(tail)]
         if skip and tail.size and tail.max() > tail.min():
             pad = 0.08 * (tail.max() - tail.min())
-            ax.set_ylim(tail.min() - pad, tail.max() + pad)
+            top = tail.max() + pad
+            ax.set_ylim(tail.min() - pad, top)
+            above = int(np.any(np.stack([np.nan_to_num(c, nan=-np.inf) for c in curves]) > top, axis=0).sum())
+            if above:
+                ax.text(0.98, 0.95, f"{above} early epoch{'s' if above > 1 else ''} above the top",
+                        transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.35")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel(unit, fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
@@ -91,20 +99,52 @@ def image_rows(rows: list[np.ndarray], row_labels: list[str], image_shape, *, ti
     return _png(fig)
 
 
-def feature_reconstructions(X: np.ndarray, X_hat: np.ndarray, n: int = 4) -> bytes:
-    """Tabular data: each of ``n`` samples' features (original and reconstruction) as profiles."""
+def _standardize(X, X_hat) -> tuple[np.ndarray, np.ndarray]:
+    """X and X_hat (n, d) in units of X's per-feature standard deviation, centred on X's mean."""
+    X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    X_hat = np.asarray(X_hat, dtype=np.float64).reshape(len(X), -1)
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return (X - mean) / std, (X_hat - mean) / std
+
+
+def standardized_rmse(X, X_hat) -> np.ndarray:
+    """Root-mean-squared reconstruction error of each feature in standard deviations of X, (d,)."""
+    Z, Z_hat = _standardize(X, X_hat)
+    return np.sqrt(((Z - Z_hat) ** 2).mean(axis=0))
+
+
+def feature_reconstructions(X: np.ndarray, X_hat: np.ndarray, names=None, n: int = 4) -> bytes:
+    """Tabular data, each feature standardized by its mean and std over X (so features of any
+    scale share one axis), named by ``names`` when given: the root-mean-squared reconstruction
+    error of every feature over all of X, then ``n`` samples' profiles, original and reconstructed."""
+    Z, Z_hat = _standardize(X, X_hat)
+    d = Z.shape[1]
+    names = list(names) if names is not None and len(names) == d else [str(i) for i in range(d)]
+    rmse = np.sqrt(((Z - Z_hat) ** 2).mean(axis=0))  # (d,)
     n = min(n, len(X))
-    fig = Figure(figsize=(10, 1.9 * n), layout="constrained")
+    fig = Figure(figsize=(min(16, max(8, 0.32 * d + 2)), 2.2 * (n + 1)), layout="constrained")
+    ticks = dict(ticks=range(d), labels=names, rotation=90 if d > 8 else 0, fontsize=7)
+    ax = fig.add_subplot(n + 1, 1, 1)
+    ax.bar(range(d), rmse, color="C3")
+    ax.set_ylabel("RMSE (std units)", fontsize=8)
+    ax.set_title(f"reconstruction error per feature, over {len(X)} samples", fontsize=9)
+    ax.set_xticks(**ticks)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3, axis="y")
     for i in range(n):
-        ax = fig.add_subplot(n, 1, i + 1)
-        ax.plot(np.ravel(X[i]), marker="o", markersize=3, label="original", color="C0")
-        ax.plot(np.ravel(X_hat[i]), marker="x", markersize=3, label="reconstruction", color="C3", linestyle="--")
-        ax.set_ylabel(f"sample {i}", fontsize=8)
-        ax.tick_params(labelsize=8)
+        ax = fig.add_subplot(n + 1, 1, i + 2)
+        ax.plot(Z[i], marker="o", markersize=3, label="original", color="C0")
+        ax.plot(Z_hat[i], marker="x", markersize=3, label="reconstruction", color="C3", linestyle="--")
+        ax.set_ylabel(f"sample {i}\n(std units)", fontsize=8)
+        if i == n - 1:
+            ax.set_xticks(**ticks)  # names under the bar chart and the last profile only
+        else:
+            ax.set_xticks(range(d), [""] * d)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(fontsize=8, loc="upper right")
-    ax.set_xlabel("feature", fontsize=8)
     return _png(fig)
 
 

@@ -1,0 +1,182 @@
+"""The named estimators: a public name, a summary and a runnable example per family. Their
+parameters (and the Parameters section of each docstring) come from the family's Config, their
+methods from its capabilities (:func:`aekit.estimators.base.bases_for`)."""
+
+from __future__ import annotations
+
+from .base import bases_for
+
+__all__ = [
+    "AutoEncoder",
+    "DenoisingAutoEncoder",
+    "SparseAutoEncoder",
+    "ContractiveAutoEncoder",
+    "VAE",
+    "ConditionalVAE",
+    "HierarchicalVAE",
+    "IWAE",
+    "VQVAE",
+]
+
+
+class AutoEncoder(*bases_for("ae")):
+    """Undercomplete / stacked autoencoder: an MLP or conv encoder to a code, a mirrored decoder.
+
+    ``activation=None`` with ``hidden_dims=()`` gives a linear model, which recovers PCA's subspace.
+    Fitted models expose ``transform`` (the code), ``inverse_transform``, ``reconstruct`` and
+    ``score_samples`` (minus the reconstruction loss).
+
+    Examples
+    --------
+    >>> from aekit import AutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> ae = AutoEncoder(latent_dim=8, epochs=5, random_state=0).fit(X)
+    >>> ae.transform(X[:3]).shape
+    (3, 8)
+    """
+
+    _model = "ae"
+
+
+class DenoisingAutoEncoder(*bases_for("denoising")):
+    """Denoising autoencoder: trained to map corrupted X back to clean X (Vincent et al. 2008).
+
+    Corruption is applied only in training; ``reconstruct`` denoises.
+
+    Examples
+    --------
+    >>> from aekit import DenoisingAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> dae = DenoisingAutoEncoder(noise="masking", noise_level=0.3, epochs=5, random_state=0).fit(X)
+    >>> dae.reconstruct(X[:2]).shape
+    (2, 64)
+    """
+
+    _model = "denoising"
+
+
+class SparseAutoEncoder(*bases_for("sparse")):
+    """Sparse autoencoder: L1 on the code, KL/L1/L2 rate sparsity per layer, or k-sparse codes.
+
+    Examples
+    --------
+    >>> from aekit import SparseAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> sae = SparseAutoEncoder(sparsity="topk", k=3, epochs=5, random_state=0).fit(X)
+    >>> int((sae.transform(X[:1]) != 0).sum())
+    3
+    """
+
+    _model = "sparse"
+
+
+class ContractiveAutoEncoder(*bases_for("contractive")):
+    """Contractive autoencoder: adds contractive_weight * ||d code / d x||_F^2, computed exactly.
+
+    Examples
+    --------
+    >>> from aekit import ContractiveAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> cae = ContractiveAutoEncoder(epochs=3, random_state=0).fit(X)
+    >>> "contractive" in cae.history_[-1]
+    True
+    """
+
+    _model = "contractive"
+
+
+class VAE(*bases_for("vae")):
+    """Variational autoencoder (loss = -ELBO in nats per sample).
+
+    ``transform`` gives the posterior mean, ``score_samples`` the ELBO, ``sample`` decodes prior draws.
+
+    Examples
+    --------
+    >>> from aekit import VAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> vae = VAE(latent_dim=2, epochs=5, random_state=0).fit(X)
+    >>> vae.transform(X[:4]).shape, vae.sample(3, random_state=0).shape
+    ((4, 2), (3, 64))
+    """
+
+    _model = "vae"
+
+
+class ConditionalVAE(*bases_for("cvae")):
+    """Conditional VAE: labels y (any hashable class values) condition encoder and decoder.
+
+    ``fit(X, y)`` needs y. ``transform``/``reconstruct``/``score_samples`` use y when given;
+    without it, each sample's label is inferred as the class with the highest ELBO (``predict``).
+    ``sample(n, y=label)`` generates from one class (or n labels).
+
+    Examples
+    --------
+    >>> from aekit import ConditionalVAE
+    >>> from aekit.datasets import load_dataset
+    >>> d = load_dataset("digits")
+    >>> cvae = ConditionalVAE(epochs=3, random_state=0).fit(d.X.reshape(-1, 64), d.y)
+    >>> cvae.sample(2, y=7, random_state=0).shape
+    (2, 64)
+    """
+
+    _model = "cvae"
+
+
+class HierarchicalVAE(*bases_for("hvae")):
+    """Hierarchical (ladder) VAE: stochastic layers ``lower_latent_dims`` below a top layer of size
+    ``latent_dim``; KL is reported per level (kl_1, kl_2, ...).
+
+    Examples
+    --------
+    >>> from aekit import HierarchicalVAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> hvae = HierarchicalVAE(latent_dim=4, lower_latent_dims=(16,), epochs=3, random_state=0).fit(X)
+    >>> sorted(k for k in hvae.history_[-1] if k.startswith("kl_"))
+    ['kl_1', 'kl_2']
+    """
+
+    _model = "hvae"
+
+
+class IWAE(*bases_for("iwae")):
+    """Importance-weighted autoencoder (Burda et al. 2016): a VAE trained on the k-sample
+    importance-weighted bound instead of the ELBO.
+
+    ``k`` importance samples per data point tighten the bound (k = 1 is a VAE); a step costs about
+    k decoder passes per sample. ``free_bits`` must stay 0; ``kl_warmup_epochs`` anneals the bound.
+
+    Examples
+    --------
+    >>> from aekit import IWAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> iwae = IWAE(k=5, latent_dim=4, epochs=3, random_state=0).fit(X)
+    >>> sorted(k for k in iwae.history_[-1] if k in ("iwae", "kl", "recon"))
+    ['iwae', 'kl', 'recon']
+    """
+
+    _model = "iwae"
+
+
+class VQVAE(*bases_for("vqvae")):
+    """Vector-quantised VAE: ``latent_dim / embedding_dim`` code vectors per sample, each one of
+    ``codebook_size`` learned entries. Sampling draws code indices from a per-position
+    categorical prior fitted after training.
+
+    Examples
+    --------
+    >>> from aekit import VQVAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> vq = VQVAE(codebook_size=32, epochs=3, random_state=0).fit(X)
+    >>> vq.sample(2, random_state=0).shape
+    (2, 64)
+    """
+
+    _model = "vqvae"
