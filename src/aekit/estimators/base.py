@@ -533,7 +533,9 @@ class _Conditional:
         return torch.cat(best)
 
     def predict(self, X):
-        """The class whose conditional model explains each sample best (highest ELBO)."""
+        """The class whose conditional model explains each sample best: the highest ELBO (for a
+        variational family; estimated from ``_infer_samples`` posterior draws per class, the same
+        draws for every class), not the score at the posterior mean."""
         check_is_fitted(self)
         return self.classes_[self._infer(self._validate_X(X, reset=False)).numpy()]
 
