@@ -15,7 +15,7 @@ from .._config import option
 
 __all__ = [
     "AEOutput", "Autoencoder", "CAPABILITIES", "ModelConfig", "SharedNoise", "check_choice", "check_nonneg",
-    "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
+    "check_positive_int", "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
 ]
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
@@ -42,9 +42,9 @@ class ModelConfig:
         self.hidden_dims = _int_tuple("hidden_dims", self.hidden_dims)
         if not self.input_shape or min(self.input_shape) < 1:
             raise ValueError(f"input_shape must be a non-empty tuple of positive sizes, got {self.input_shape}")
-        _positive_int("latent_dim", self.latent_dim)
+        check_positive_int("latent_dim", self.latent_dim)
         for h in self.hidden_dims:
-            _positive_int("each of hidden_dims", h)
+            check_positive_int("each of hidden_dims", h)
         if self.architecture not in ("mlp", "conv"):
             raise ValueError(f"architecture must be 'mlp' or 'conv', got {self.architecture!r}")
         if self.architecture == "conv" and not self.hidden_dims:
@@ -87,7 +87,7 @@ def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _positive_int(name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 

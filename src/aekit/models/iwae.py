@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .._registry import register
-from .base import AEOutput, _positive_int, option
+from .base import AEOutput, check_positive_int, option
 from .vae import VAE, Level, VAEConfig
 
 
@@ -28,7 +28,7 @@ class IWAEConfig(VAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive_int("k", self.k)
+        check_positive_int("k", self.k)
         if any(fb > 0 for fb in self.free_bits_per_level):
             raise ValueError(
                 "free_bits floors the KL term of the ELBO, which the importance-weighted bound does not "
