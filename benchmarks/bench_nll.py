@@ -46,6 +46,7 @@ TRAIN = dict(batch_size=100, lr=1e-3, lr_schedule="cosine")  # every row; epochs
 # row name -> (family, model settings, training settings beyond TRAIN, label)
 ROWS = {
     "vae": ("vae", dict(BURDA_1, kl_warmup_epochs=5.0), {}, "aekit VAE"),
+    "vae-bn": ("vae", dict(BURDA_1, batch_norm=True, kl_warmup_epochs=5.0), {}, "aekit VAE, batch norm (as the HVAE row)"),
     "vae-constant-lr": ("vae", BURDA_1, dict(lr_schedule="constant"), "aekit VAE, constant lr, no warm-up (the old recipe)"),
     "hvae": ("hvae", dict(BURDA_2, batch_norm=True, kl_warmup_epochs=5.0, free_bits=0.0), {}, "aekit HVAE (ladder)"),
     "iwae-k5": ("iwae", dict(BURDA_1, k=5, kl_warmup_epochs=5.0), {}, "aekit IWAE, k = 5"),
