@@ -319,6 +319,9 @@ def test_hvae_reports_every_level_with_the_kl_of_its_elbo():
     assert r["levels"][0]["active_units"] == 0
     assert r["kl_total"] == pytest.approx(top + 4 * half, rel=1e-5)
     assert r["kl_total"] == pytest.approx(float(parts["kl"].mean()), rel=1e-5)
+    rows = {row.key: row for row in evaluate_module.metric_rows(r)}  # each level in words, as the CLI prints it
+    assert rows["kl_level_1"].value == f"{4 * half:.3g}" and "0/4 active units" in rows["kl_level_1"].unit
+    assert rows["kl_level_2"].unit.startswith("nats; ") and f"{r['active_units']}/8 active" in rows["kl_level_2"].unit
 
 
 # ----------------------------------------------------------------------------- VQ-VAE codebook use

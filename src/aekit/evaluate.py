@@ -345,7 +345,7 @@ def metric_rows(m: dict[str, Any], *, detail: bool = True) -> list[MetricRow]:
         rows.append(MetricRow("active_units", "active units", f"{m['active_units']}/{m['latent_dim']}",
                               f"Cov_x(E_q[z]) > {ACTIVE_UNIT_THRESHOLD}"))
     for i, level in enumerate(m.get("levels", ())):  # hierarchical models, bottom first
-        rows.append(MetricRow(f"level_{i + 1}", f"layer {i + 1} KL", num(level["kl"], ".3g"),
+        rows.append(MetricRow(f"kl_level_{i + 1}", f"layer {i + 1} KL", num(level["kl"], ".3g"),
                               f"nats; {level['active_units']}/{level['latent_dim']} active units"))
     if "codebook_usage" in m:
         rows.append(MetricRow("codebook_usage", "codebook used", f"{100 * m['codebook_usage']:.0f}%", "of the entries"))
