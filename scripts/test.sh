@@ -18,4 +18,7 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 else
   echo "test.sh: not root or no apt-get: the tests that need $APT_PACKAGES will skip, saying why"
 fi
+if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
+  export AEKIT_BROWSER_TESTS=required   # Chromium is here: the explorer's browser tests must run, not skip
+fi
 python -m pytest "$@"

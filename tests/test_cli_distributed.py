@@ -2,7 +2,6 @@
 
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ def test_cli_fit_under_torchrun_writes_one_run(tmp_path):
     X = aekit.load_dataset("digits", split="test").X[:5]
     assert np.isfinite(est.transform(X)).all()
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "checkpoint.safetensors", "config.json", "history.csv", "metrics.json", "model.safetensors", "report.html"]
+        "checkpoint.safetensors", "config.json", "explorer.html", "history.csv", "metrics.json", "model.safetensors", "report.html"]
 
 
 def _env():

@@ -25,6 +25,8 @@ QUANTISED = [n for n in NAMES if MODELS[n].quantised]
 # floor (the data entropy for a Bernoulli likelihood, 0 otherwise) falls by at least this factor.
 # Measured: deterministic families 5.6 (conv vqvae) to 48 (mlp ae); VAEs 2.7 (conv hvae) to 8.1
 # (mlp cvae). A VAE keeps a KL of at least ~log(32) nats to tell 32 images apart, hence its lower bar.
+# An adversarial family's game term cannot fall on one fixed batch (its discriminator learns the 32
+# codes by heart), so for those the reconstruction part is held to the bar (aae: 41 mlp, 9.0 conv).
 OVERFIT_FACTOR_DETERMINISTIC = 4.0
 OVERFIT_FACTOR_VARIATIONAL = 2.0
 
@@ -114,12 +116,14 @@ def test_overfits_one_batch(name, arch, model_factory, batch):
     def eval_excess() -> float:
         model.eval()
         with torch.no_grad():
-            loss = float(model(X, yb, generator=torch.Generator().manual_seed(1)).loss)
+            out = model(X, yb, generator=torch.Generator().manual_seed(1))
         model.train()
-        return loss - floor
+        assert all(torch.isfinite(v).all() for v in out.parts.values())
+        loss = out.parts["recon"].mean() if model.adversarial else out.loss
+        return float(loss) - floor
 
     before = eval_excess()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.param_groups(), lr=1e-2)
     gen = torch.Generator().manual_seed(0)
     for _ in range(300):
         out = model(X, yb, generator=gen)
@@ -221,7 +225,7 @@ def test_declared_capabilities_match_the_methods(name, model_factory, batch):
     model = model_factory(name).eval()
     yb = labels_for(model, y)
     caps = model.capabilities()
-    assert set(caps) == {"variational", "generative", "conditional", "quantised", "hierarchical"}
+    assert set(caps) == {"variational", "generative", "conditional", "quantised", "hierarchical", "adversarial"}
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         score = model.score_samples(X, yb, generator=gen)

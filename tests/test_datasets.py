@@ -76,7 +76,7 @@ def hub_arrays():
 
 
 def test_available_datasets_names():
-    assert datasets.available_datasets() == ["binarized-mnist", "digits", "fashion-mnist", "mnist"]
+    assert datasets.available_datasets() == ["binarized-mnist", "digits", "fashion-mnist", "mnist", "sprites"]
 
 
 def test_unknown_name_lists_available():
@@ -435,6 +435,23 @@ def test_npz_with_labels_and_single_array(tmp_path):
     np.savez(tmp_path / "two.npz", a=X, b=X)
     with pytest.raises(ValueError, match=r"'X' or 'x'.*\['a', 'b'\]"):
         load_dataset(tmp_path / "two.npz")
+
+
+def test_npz_with_factors_of_variation(tmp_path):
+    X, f = np.random.default_rng(0).random((6, 4)), np.array([[0, 1], [1, 0], [2, 1], [0, 0], [1, 1], [2, 0]])
+    np.savez(tmp_path / "f.npz", X=X, factors=f, factor_names=np.array(["size", "colour"]))
+    ds = load_dataset(tmp_path / "f.npz")
+    np.testing.assert_array_equal(ds.factors, f)
+    assert ds.factors.dtype == np.int64 and ds.factor_names == ("size", "colour") and ds.y is None
+    np.savez(tmp_path / "unnamed.npz", X=X, factors=f[:, 0])  # one factor, no names
+    ds = load_dataset(tmp_path / "unnamed.npz")
+    assert ds.factors.shape == (6, 1) and ds.factor_names == ("factor 0",)
+    for name, bad, match in (("short", {"factors": f[:5]}, "one row per sample"),
+                             ("real", {"factors": f + 0.5}, "integer factor indices"),
+                             ("names", {"factors": f, "factor_names": np.array(["a"])}, "1 factor_names for 2 factors")):
+        np.savez(tmp_path / f"{name}.npz", X=X, **bad)
+        with pytest.raises(ValueError, match=match):
+            load_dataset(tmp_path / f"{name}.npz")
 
 
 def test_csv_with_header_and_label_column(tmp_path):

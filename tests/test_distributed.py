@@ -63,7 +63,9 @@ WORKER = SETUP + textwrap.dedent(
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / f"{case}_rank{rank}.safetensors")
         (out / f"{case}_rank{rank}.json").write_text(json.dumps(history))
     # noisy models: each rank draws its own noise, yet every rank ends with rank 0's weights
-    for name, extra in (("vae", {}), ("vqvae", dict(codebook_size=8, embedding_dim=2)), ("cvae", {})):
+    # (aae, factorvae: a discriminator trains beside the model in its own parameter group)
+    for name, extra in (("vae", {}), ("vqvae", dict(codebook_size=8, embedding_dim=2)), ("cvae", {}), ("aae", {}),
+                        ("factorvae", {})):
         model = make(name, **extra)
         X, y = data(150)
         train(model, X, y if name == "cvae" else None, epochs=2, batch_size=40, progress=False)
@@ -128,7 +130,7 @@ def test_only_rank0_writes_checkpoints_and_calls_back(ddp_run):
     assert not torch.equal(ckpt["extra.noise_rng"], ckpt["extra.noise_rng.1"])  # ranks draw different noise
 
 
-@pytest.mark.parametrize("name", ["vae", "vqvae", "cvae"])
+@pytest.mark.parametrize("name", ["vae", "vqvae", "cvae", "aae", "factorvae"])
 def test_noisy_models_end_identical_on_every_rank(ddp_run, name):
     w0 = load_file(ddp_run / f"{name}_rank0.safetensors")
     w1 = load_file(ddp_run / f"{name}_rank1.safetensors")
@@ -137,6 +139,9 @@ def test_noisy_models_end_identical_on_every_rank(ddp_run, name):
     for k in w0:
         assert torch.equal(w0[k], w1[k]), f"{k} differs between ranks"
     assert any(not torch.equal(w0[k], start[k]) for k in w0 if w0[k].is_floating_point())  # it trained
+    for k in w0:  # every player trained: each parameter moved
+        if k.startswith("discriminator."):
+            assert not torch.equal(w0[k], start[k]), k
 
 
 # ----------------------------------------------------------------------------- sharding maths, no processes

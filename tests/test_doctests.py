@@ -10,7 +10,8 @@ import pytest
 MODULES = [
     "aekit.estimators.families", "aekit.apps.anomaly", "aekit.apps.impute", "aekit.apps.codec", "aekit.apps.search",
     "aekit.apps.denoise", "aekit.apps.generate", "aekit.apps.probe", "aekit.apps.reduce", "aekit.run.fitting",
-    "aekit.losses", "aekit.corruption", "aekit.estimators.base",
+    "aekit.run.leaderboard", "aekit.report.explore",
+    "aekit.losses", "aekit.corruption", "aekit.estimators.base", "aekit.sprites", "aekit._disentangle",
     "aekit.tensorboard",
 ]
 

@@ -18,6 +18,10 @@ def _fast(cls):
     extra = {"lower_latent_dims": (4,)} if cls is aekit.HierarchicalVAE else {}
     if cls is aekit.VQVAE:
         extra = {"latent_dim": 4, "embedding_dim": 2, "codebook_size": 8}
+    if cls is aekit.VampPriorVAE:
+        extra = {"n_pseudo_inputs": 8}
+    if cls in (aekit.FactorVAE, aekit.AdversarialAutoEncoder):
+        extra = {"discriminator_dims": (16,)}
     return cls(**{**FAST, **extra})
 
 

@@ -90,6 +90,6 @@ def test_a_missing_plugin_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and "no_such_plugin_module" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("flag", ["variational", "generative", "conditional", "quantised", "hierarchical"])
+@pytest.mark.parametrize("flag", ["variational", "generative", "conditional", "quantised", "hierarchical", "adversarial"])
 def test_capabilities_of_the_plugin_are_inherited_declarations(flag):
     assert estimator_class("toy").capabilities()[flag] is False  # an AE's, declared once on the model classes

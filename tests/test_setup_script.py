@@ -42,3 +42,15 @@ def test_no_apt_skips_the_debian_packages(tmp_path):
     printed, calls = _run(tmp_path, AEKIT_NO_APT="1")
     assert "not installing Debian packages" in printed
     assert "apt-get" not in calls and calls.splitlines()[-1] == "python -m pytest -q"
+
+
+def test_browser_tests_must_run_where_chromium_is(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(bin_dir, "chromium", "exit 0")
+    log = tmp_path / "calls.log"
+    _stub(bin_dir, "python", f'echo "python $* browser=$AEKIT_BROWSER_TESTS" >> {log}')
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "AEKIT_NO_APT": "1"}
+    env.pop("AEKIT_BROWSER_TESTS", None)
+    subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert log.read_text().splitlines()[-1] == "python -m pytest browser=required"

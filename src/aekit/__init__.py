@@ -22,20 +22,24 @@ passive_openmp()  # before torch loads OpenMP: see aekit._threads
 _EXPORTS = {
     **dict.fromkeys(
         ["AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
-         "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "load", "estimator_class"],
+         "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
+         "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load", "estimator_class"],
         "aekit.estimators",
     ),
     **dict.fromkeys(["AnomalyDetector", "AutoencoderImputer", "Codec", "LatentIndex"], "aekit.apps"),
     **dict.fromkeys(["build_model", "model_names"], "aekit._registry"),
+    "compare": "aekit.run",
     **dict.fromkeys(["Dataset", "DatasetNotFoundError", "available_datasets", "binarize", "load_dataset"],
                     "aekit.datasets"),
 }
 
 __all__ = [
     "__version__", "AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
-    "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "load", "estimator_class", "AnomalyDetector", "AutoencoderImputer",
+    "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
+    "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load", "estimator_class",
+    "AnomalyDetector", "AutoencoderImputer",
     "Codec", "LatentIndex", "build_model", "model_names", "Dataset", "DatasetNotFoundError", "available_datasets",
-    "binarize", "load_dataset",
+    "binarize", "load_dataset", "compare",
 ]
 
 
@@ -55,16 +59,24 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from ._registry import build_model, model_names
     from .apps import AnomalyDetector, AutoencoderImputer, Codec, LatentIndex
     from .datasets import Dataset, DatasetNotFoundError, available_datasets, binarize, load_dataset
+    from .run import compare
     from .estimators import (
         VAE,
         VQVAE,
+        AdversarialAutoEncoder,
         AutoEncoder,
+        BetaTCVAE,
         ConditionalVAE,
         ContractiveAutoEncoder,
         DenoisingAutoEncoder,
+        FactorVAE,
         HierarchicalVAE,
         IWAE,
+        InfoVAE,
+        RegularizedAutoEncoder,
         SparseAutoEncoder,
+        VampPriorVAE,
+        WassersteinAutoEncoder,
         estimator_class,
         load,
     )

@@ -1,4 +1,5 @@
-"""Dataset loaders: embedded digits, MNIST, Fashion-MNIST, binarized MNIST and user files.
+"""Dataset loaders: embedded digits, MNIST, Fashion-MNIST, binarized MNIST, procedural sprites
+and user files.
 
 Every loader returns a :class:`Dataset` whose ``X`` is float32 in [0, 1] for the built-in
 datasets (images shaped ``(n, c, h, w)``) and whose ``y`` holds int64 labels.
@@ -37,11 +38,23 @@ Built-in datasets
     ``p = pixel / 255``, seeded by ``random_state`` (default 0) and the split. It is not
     Larochelle's ``binarized_mnist`` file. For dynamic binarization, resample every epoch
     with :func:`binarize`.
+``sprites``
+    Procedural dSprites-like images with known factors of variation, generated here (no
+    download; see :mod:`aekit.sprites` for the generator): 64x64 binary images of a square,
+    ellipse or heart at 6 scales, 40 orientations and 32 x 32 positions. The full grid has
+    737,280 images; this is a subset of 60,000 distinct grid points drawn without replacement,
+    seeded by ``random_state`` (default 0): 50,000 ``train`` and 10,000 ``test`` images, X of
+    shape (n, 1, 64, 64) (819 MB of float32 for the training split; rendered in a few seconds).
+    ``y`` is the shape (0 square, 1 ellipse, 2 heart); ``factors`` holds each image's index
+    into the values of shape, scale, orientation, x and y (``factor_names``), for the
+    disentanglement metrics of :mod:`aekit.evaluate`.
 
 User data
 ---------
-A path to a ``.npy`` file (memory-mapped, never unpickled), a ``.npz`` file, a numeric
-``.csv`` file or a folder of images. Only images are rescaled (divided by 255); arrays and
+A path to a ``.npy`` file (memory-mapped, never unpickled), a ``.npz`` file (``X``, optional
+``y``, and optional ``factors``, integer (n, f), with ``factor_names`` (f,): known factors of
+variation, which runs then measure disentanglement against), a numeric ``.csv`` file or a
+folder of images. Only images are rescaled (divided by 255); arrays and
 tables are kept as they are, as float32. User files have no test split.
 """
 
@@ -88,6 +101,11 @@ class Dataset:
         ``(c, h, w)`` for images, None for tabular data.
     feature_names : tuple of str or None
         Column names of tabular data, when the file has them (a CSV header), else None.
+    factors : np.ndarray or None
+        For data generated from known factors of variation (``sprites``): int64 ``(n, f)``,
+        each sample's index into the values of each factor; else None.
+    factor_names : tuple of str or None
+        The names of the ``f`` factors, in column order, when ``factors`` is given.
     """
 
     X: np.ndarray
@@ -95,6 +113,8 @@ class Dataset:
     name: str
     image_shape: tuple[int, int, int] | None
     feature_names: tuple[str, ...] | None = None
+    factors: np.ndarray | None = None
+    factor_names: tuple[str, ...] | None = None
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -120,7 +140,7 @@ def available_datasets() -> list[str]:
     --------
     >>> from aekit.datasets import available_datasets
     >>> available_datasets()
-    ['binarized-mnist', 'digits', 'fashion-mnist', 'mnist']
+    ['binarized-mnist', 'digits', 'fashion-mnist', 'mnist', 'sprites']
     """
     return sorted(_BUILTIN)
 
@@ -146,8 +166,9 @@ def load_dataset(
         Folder holding the IDX files of ``mnist``/``fashion-mnist`` (see the module
         docstring for the search order). Ignored by the other datasets.
     random_state : int, default 0
-        Seed of the random parts of a built-in dataset: the ``digits`` train/test split and
-        the ``binarized-mnist`` Bernoulli draw. The default gives the documented versions.
+        Seed of the random parts of a built-in dataset: the ``digits`` train/test split, the
+        ``binarized-mnist`` Bernoulli draw and the ``sprites`` subset. The default gives the
+        documented versions.
 
     Returns
     -------
@@ -171,14 +192,17 @@ def load_dataset(
     (0.0, 1.0)
     >>> load_dataset("digits", split="test").y.shape
     (360,)
+    >>> sprites = load_dataset("sprites", split="test")
+    >>> sprites.X.shape, sprites.factor_names, sprites.factors.shape
+    ((10000, 1, 64, 64), ('shape', 'scale', 'orientation', 'x', 'y'), (10000, 5))
     """
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
     name_or_path = os.fspath(name_or_path)
     loader = _BUILTIN.get(name_or_path)
     if loader is not None:
-        X, y = loader(split, root, random_state)
-        return Dataset(X, y, name_or_path, tuple(X.shape[1:]))
+        X, y, *factors = loader(split, root, random_state)  # (X, y) or, with known factors, (X, y, factors, names)
+        return Dataset(X, y, name_or_path, tuple(X.shape[1:]), None, *factors)
     return _load_user(Path(name_or_path).expanduser(), split)
 
 
@@ -231,6 +255,17 @@ def _load_digits(split: str, root, random_state: int) -> tuple[np.ndarray, np.nd
         X, y, test_size=0.2, stratify=y, random_state=random_state
     )
     return (X_train, y_train) if split == "train" else (X_test, y_test)
+
+
+# ----------------------------------------------------------------------------- sprites
+
+
+def _load_sprites(split: str, root, random_state: int):
+    """The seeded sprites subset (aekit.sprites): X (n, 1, 64, 64), y = shape, factor indices."""
+    from . import sprites
+
+    factors = sprites.split_factors(split, random_state)
+    return sprites.render(factors), factors[:, 0].copy(), factors, sprites.FACTOR_NAMES
 
 
 # ----------------------------------------------------------------------------- IDX datasets
@@ -608,11 +643,12 @@ _FASHION_MNIST = _Official(
     + _folder_hint("fashion-mnist"),
 )
 
-_BUILTIN: dict[str, Callable[[str, object, int], tuple[np.ndarray, np.ndarray]]] = {
+_BUILTIN: dict[str, Callable[[str, object, int], tuple]] = {  # -> (X, y) or (X, y, factors, factor names)
     "digits": _load_digits,
     "mnist": partial(_load_official, _MNIST),
     "fashion-mnist": partial(_load_official, _FASHION_MNIST),
     "binarized-mnist": partial(_load_official, _MNIST, binarized=True),
+    "sprites": _load_sprites,
 }
 
 
@@ -658,14 +694,29 @@ def _load_npy(path: Path) -> tuple[np.ndarray, None, None]:
     return np.load(path, mmap_mode="r", allow_pickle=False), None, None
 
 
-def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, None]:
-    """Key ``X`` or ``x`` (or the only array), optional ``y``."""
+def _load_npz(path: Path) -> tuple:
+    """Key ``X`` or ``x`` (or the only array), optional ``y``, optional ``factors`` (n, f) with
+    optional ``factor_names`` (f,): known factors of variation, for the disentanglement metrics."""
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.keys())
         x_keys = [k for k in ("X", "x") if k in keys] or (keys if len(keys) == 1 else [])
         if not x_keys:
             raise ValueError(f"{path}: expected an array named 'X' or 'x' (found {keys})")
-        return archive[x_keys[0]], archive["y"] if "y" in keys else None, None
+        X, y = archive[x_keys[0]], archive["y"] if "y" in keys else None
+        if "factors" not in keys:
+            return X, y, None
+        factors = archive["factors"]
+        if factors.ndim == 1:
+            factors = factors[:, None]
+        if factors.ndim != 2 or len(factors) != len(X) or factors.dtype.kind not in "biuf" or not np.array_equal(factors, np.round(factors)):
+            raise ValueError(f"{path}: 'factors' must hold integer factor indices shaped (n, n_factors) with one "
+                             f"row per sample, got {factors.dtype} {factors.shape} for {len(X)} samples")
+        names = tuple(f"factor {k}" for k in range(factors.shape[1]))
+        if "factor_names" in keys:
+            names = tuple(str(n) for n in np.atleast_1d(archive["factor_names"]))
+            if len(names) != factors.shape[1]:
+                raise ValueError(f"{path}: {len(names)} factor_names for {factors.shape[1]} factors")
+        return X, y, None, factors.astype(np.int64), names
 
 
 def _is_number(text: str) -> bool:
@@ -746,7 +797,7 @@ def _load_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None, Non
     return X, y, None
 
 
-_USER_LOADERS = {".npy": _load_npy, ".npz": _load_npz, ".csv": _load_csv}  # path -> (X, y, feature names)
+_USER_LOADERS = {".npy": _load_npy, ".npz": _load_npz, ".csv": _load_csv}  # path -> (X, y, feature names[, factors, names])
 
 
 def _load_user(path: Path, split: str) -> Dataset:
@@ -768,7 +819,7 @@ def _load_user(path: Path, split: str) -> Dataset:
         raise ValueError(f"{path}: unsupported file type; use .npy, .npz, .csv or an image folder")
     kind = "a folder of images" if path.is_dir() else f"a {suffix} file"
     try:
-        X, y, names = _load_image_folder(path) if path.is_dir() else _USER_LOADERS[suffix](path)
+        X, y, names, *factors = _load_image_folder(path) if path.is_dir() else _USER_LOADERS[suffix](path)
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # malformed: empty, truncated, not that format
         if str(e).startswith(str(path)):
             raise  # already one of ours, naming the file
@@ -782,4 +833,4 @@ def _load_user(path: Path, split: str) -> Dataset:
     if X.ndim not in (2, 4):
         raise ValueError(f"{path}: expected (n, d), (n, h, w) or (n, c, h, w), got {X.shape}")
     y = None if y is None else _as_labels(y, len(X), str(path))
-    return Dataset(X, y, path.name, tuple(X.shape[1:]) if X.ndim == 4 else None, names)
+    return Dataset(X, y, path.name, tuple(X.shape[1:]) if X.ndim == 4 else None, names, *factors)

@@ -6,6 +6,12 @@ metrics for every model; ELBO, per-dimension KL, active units and (on request) t
 importance-weighted NLL of Burda et al. 2016 for variational models (vae, cvae, hvae);
 codebook usage and perplexity for quantised models (vqvae). For a run folder
 (an estimator and its data conversion), see :func:`aekit.run.evaluate_run`.
+
+For data with known factors of variation (``Dataset.factors``, e.g. ``load_dataset("sprites")``)
+the disentanglement of any code is measured by pure functions of the codes and the factors:
+:func:`mig` (Chen et al. 2018), :func:`factorvae_score` (Kim & Mnih 2018), :func:`dci`
+(Eastwood & Williams 2018), :func:`mutual_info_matrix`, and all of them at once by
+:func:`disentanglement_metrics` (which :func:`evaluate_estimator` calls when given factors).
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import numpy as np
 import torch
 
 from . import losses
+from ._disentangle import DCIScores, dci, disentanglement_metrics, factorvae_score, mig, mutual_info_matrix
 from ._utils import as_source, take_labels, take_rows
 
 __all__ = ["evaluate", "evaluate_estimator", "importance_weighted_nll", "MetricRow", "metric_rows", "psnr_peak",
-           "ACTIVE_UNIT_THRESHOLD", "KL_ACTIVE_THRESHOLD"]
+           "ACTIVE_UNIT_THRESHOLD", "KL_ACTIVE_THRESHOLD", "DCIScores", "dci", "disentanglement_metrics",
+           "factorvae_score", "mig", "mutual_info_matrix"]
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: unit u is active when Cov_x(E_q[z_u]) > 0.01
 
@@ -278,23 +286,29 @@ def _check_count(name: str, value: Any, *, minimum: int) -> None:
 KL_ACTIVE_THRESHOLD = 0.01  # nats: a latent dimension with less KL than this carries no information
 
 
-def evaluate_estimator(estimator, X, y=None, *, nll_samples: int = 0, progress: bool = False) -> dict[str, Any]:
+def evaluate_estimator(estimator, X, y=None, *, nll_samples: int = 0, factors=None, factor_names=None,
+                       progress: bool = False) -> dict[str, Any]:
     """:func:`evaluate` of a fitted aekit estimator's model on X as the estimator sees it (validated,
     reshaped, standardized when the estimator standardizes), plus ``units`` ("data" or
     "standardized") and, for variational models, the latent dimensions of the code whose KL is
     below ``KL_ACTIVE_THRESHOLD`` (``inactive_dims``). A conditional model is evaluated on the
-    samples whose label it knows, with those labels. ``progress`` shows a progress bar while the
-    NLL is estimated."""
+    samples whose label it knows, with those labels. With ``factors`` (n, n_factors), the known
+    factors of variation of X, the keys of :func:`disentanglement_metrics` of the estimator's
+    codes (``transform``: the posterior mean for VAEs) are added. ``progress`` shows a progress
+    bar while the NLL is estimated."""
     caps = estimator.capabilities()
     if nll_samples and not caps["variational"]:
         raise ValueError(f"the NLL needs a variational model (vae, cvae, hvae, iwae); {type(estimator).__name__} "
                          "has no likelihood")
     labels = None
+    if factors is not None and len(factors) != len(X):
+        raise ValueError(f"factors has {len(factors)} rows for {len(X)} samples")
     if caps["conditional"]:
         if y is None:
             raise ValueError("a conditional model is evaluated with labels, but the evaluation data has none")
         known = np.isin(y, estimator.classes_)
         X, labels = X[known], np.searchsorted(estimator.classes_, np.asarray(y)[known])
+        factors = None if factors is None else np.asarray(factors)[known]
     result = evaluate(estimator.model_, estimator.to_model_input(X), labels, nll_samples=nll_samples,
                       seed=int(estimator.seed_), progress=progress)
     result["units"] = "standardized" if getattr(estimator, "mean_", None) is not None else "data"
@@ -302,6 +316,9 @@ def evaluate_estimator(estimator, X, y=None, *, nll_samples: int = 0, progress: 
         kl = np.asarray(result["kl_per_dim"])
         result["kl_threshold"] = KL_ACTIVE_THRESHOLD
         result["inactive_dims"] = [int(i) for i in np.flatnonzero(kl < KL_ACTIVE_THRESHOLD)]
+    if factors is not None:
+        codes = estimator.transform(X, np.asarray(y)[known]) if caps["conditional"] else estimator.transform(X)
+        result.update(disentanglement_metrics(codes, factors, factor_names, random_state=int(estimator.seed_)))
     return result
 
 
@@ -347,6 +364,21 @@ def metric_rows(m: dict[str, Any], *, detail: bool = True) -> list[MetricRow]:
     for i, level in enumerate(m.get("levels", ())):  # hierarchical models, bottom first
         rows.append(MetricRow(f"kl_level_{i + 1}", f"layer {i + 1} KL", num(level["kl"], ".3g"),
                               f"nats; {level['active_units']}/{level['latent_dim']} active units"))
+    if "mig" in m:
+        rows.append(MetricRow("mig", "MIG", num(m["mig"], ".3f"),
+                              "mutual information gap, Chen et al. 2018 (1 = one code dimension per factor)"))
+        if detail and m.get("mig_per_factor"):
+            rows.append(MetricRow("mig_per_factor", "MIG per factor",
+                                  ", ".join(f"{k} {num(v, '.2f')}" for k, v in m["mig_per_factor"].items()), ""))
+        rows.append(MetricRow("factorvae_score", "FactorVAE metric", num(m.get("factorvae_score"), ".3f"),
+                              "majority-vote accuracy, Kim & Mnih 2018 (chance = 1/factors)"))
+        rows.append(MetricRow("dci_disentanglement", "DCI disentanglement", num(m.get("dci_disentanglement"), ".3f"),
+                              "Eastwood & Williams 2018 (1 = each code dimension informs one factor)"))
+        if detail:
+            rows.append(MetricRow("dci_completeness", "DCI completeness", num(m.get("dci_completeness"), ".3f"),
+                                  "1 = each factor is told by one code dimension"))
+            rows.append(MetricRow("dci_informativeness", "DCI informativeness", num(m.get("dci_informativeness"), ".3f"),
+                                  "held-out R^2 of the factors predicted from the code"))
     if "codebook_usage" in m:
         rows.append(MetricRow("codebook_usage", "codebook used", f"{100 * m['codebook_usage']:.0f}%", "of the entries"))
         rows.append(MetricRow("perplexity", "code perplexity", num(m.get("perplexity"), ".1f"), "of the code use"))

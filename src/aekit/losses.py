@@ -27,6 +27,9 @@ __all__ = [
     "sparsity_divergence",
     "contractive_single_layer",
     "jacobian_frobenius_sq",
+    "mmd",
+    "kl_decomposition",
+    "discriminator_bce",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -194,3 +197,113 @@ def jacobian_frobenius_sq(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
         )  # (K, B, ...)
         out = jac.pow(2).reshape(k, x.shape[0], -1).sum(dim=(0, 2))
     return out if differentiable else out.detach()
+
+
+# ---------------------------------------------------------------------------- distribution matching
+
+MMD_KERNELS = ("imq", "rbf")
+
+
+def _kernel(sq_dist: torch.Tensor, kind: str, scale: float) -> torch.Tensor:
+    if kind == "imq":
+        return scale / (scale + sq_dist)
+    if kind == "rbf":
+        return torch.exp(-sq_dist / scale)
+    raise ValueError(f"unknown MMD kernel {kind!r}; use one of {MMD_KERNELS}")
+
+
+def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances (n, K), (m, K) -> (n, m), differentiable everywhere (also at 0)."""
+    return (a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2.0 * a @ b.T).clamp_min(0.0)
+
+
+def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str = "imq", scale: float | None = None) -> torch.Tensor:
+    """Unbiased estimate of the squared maximum mean discrepancy between two samples (Gretton et
+    al. 2012, the U-statistic): a distance between the distributions the rows of x and y come from.
+
+    x: (n, K), y: (m, K) -> scalar, one value for the two sets (a batch-level term: a model adds
+    it to every row). ``kernel``: ``"imq"``, C / (C + |a - b|^2) (Tolstikhin et al. 2018), or
+    ``"rbf"``, exp(-|a - b|^2 / C); ``scale`` is C, by default 2 K, the expected squared distance
+    between two draws of N(0, I_K) (Tolstikhin et al.'s 2 * dim * prior variance). Unbiased: its
+    mean over draws is 0 when x and y come from one distribution, so single values may be
+    negative. With fewer than two rows in a set the within-set mean is undefined: 0 is returned.
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x, y = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g)
+    >>> bool(mmd(x, y).abs() < 0.01), bool(mmd(x, y + 2.0) > 0.1)
+    (True, True)
+    """
+    n, m = x.shape[0], y.shape[0]
+    if kernel not in MMD_KERNELS:
+        raise ValueError(f"unknown MMD kernel {kernel!r}; use one of {MMD_KERNELS}")
+    c = float(scale) if scale is not None else 2.0 * x.shape[1]
+    if not c > 0:
+        raise ValueError(f"the MMD kernel scale must be > 0, got {scale!r}")
+    if n < 2 or m < 2:
+        return (x.sum() + y.sum()) * 0.0  # keeps the graph: a zero that backpropagates
+    # k(a, a) = 1 for both kernels, so a set's diagonal sums to its size
+    within_x = (_kernel_sum(x, x, kernel, c) - n) / (n * (n - 1))
+    within_y = (_kernel_sum(y, y, kernel, c) - m) / (m * (m - 1))
+    return within_x + within_y - 2.0 * _kernel_sum(x, y, kernel, c) / (n * m)
+
+
+_BLOCK_ELEMENTS = 1 << 24  # pairwise terms held at once (64 MB of float32), whatever the batch size
+
+
+def _kernel_sum(a: torch.Tensor, b: torch.Tensor, kind: str, scale: float) -> torch.Tensor:
+    """sum_ij k(a_i, b_j), over blocks of rows of a so memory stays bounded: scalar."""
+    rows = max(1, _BLOCK_ELEMENTS // max(1, b.shape[0]))
+    return sum(_kernel(_sq_dists(a[i : i + rows], b), kind, scale).sum() for i in range(0, a.shape[0], rows))
+
+
+def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):
+    """The KL term of the ELBO split into index-code mutual information, total correlation and
+    dimension-wise KL (Chen et al. 2018, beta-TCVAE), estimated per sample from one minibatch.
+
+    z: (B, K) one draw from each q(z|x_i) = N(mu_i, exp(logvar_i)); mu, logvar: (B, K). The
+    aggregate posterior q(z) and its marginals q(z_k) are the minibatch's mixture of posteriors,
+    evaluated at each z_i (minibatch-weighted sampling, every row weighted 1/B)::
+
+        log q(z_i)   ~= logsumexp_j log q(z_i | x_j) - log B
+        log q(z_ik)  ~= logsumexp_j log q(z_ik | x_j) - log B
+
+    Returns (mi, tc, dwkl), each (B,)::
+
+        mi   = log q(z_i | x_i) - log q(z_i)
+        tc   = log q(z_i) - sum_k log q(z_ik)
+        dwkl = sum_k log q(z_ik) - log p(z_i),   p = N(0, I)
+
+    They add up to log q(z_i|x_i) - log p(z_i), a one-sample estimate of KL(q(z|x_i) || p).
+    Chen et al. write the normaliser as log(N B), N the data set size: that shifts mi by
+    +log N, tc by -(K - 1) log N and dwkl by +K log N, constants that leave every gradient as
+    it is; with log B the three are estimates of the batch mixture's own quantities (the total
+    correlation of a Gaussian with known correlation, say), which is what they are tested on.
+    Like any minibatch estimate of log q(z), it is biased for small B.
+    """
+    b, k = z.shape
+    log_b = math.log(b)
+    log_q_self = -0.5 * (_LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(1)  # (B,) log q(z_i | x_i)
+    precision = torch.exp(-logvar)  # (B, K)
+    log_qz, log_marginals = [], []
+    rows = max(1, _BLOCK_ELEMENTS // (b * k))
+    for i in range(0, b, rows):  # blocks of rows i, so memory stays bounded whatever B
+        zi = z[i : i + rows]
+        pairs = -0.5 * (_LOG_2PI + logvar[None] + (zi[:, None, :] - mu[None]).pow(2) * precision[None])  # (b_i, B, K)
+        log_qz.append(torch.logsumexp(pairs.sum(2), dim=1) - log_b)  # (b_i,)
+        log_marginals.append((torch.logsumexp(pairs, dim=1) - log_b).sum(1))  # (b_i,)
+    log_qz_t, log_prod_marginals = torch.cat(log_qz), torch.cat(log_marginals)  # (B,) each
+    log_pz = -0.5 * (_LOG_2PI + z.pow(2)).sum(1)  # (B,)
+    return log_q_self - log_qz_t, log_qz_t - log_prod_marginals, log_prod_marginals - log_pz
+
+
+def discriminator_bce(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """A binary classifier's loss for telling "real" from "fake" samples, per pair of rows, nats.
+
+    real_logits, fake_logits: (B,) logits of D = P(real | sample) -> (B,), the mean of
+    -log D(real) and -log(1 - D(fake)). At its optimum D's logit is the log density ratio
+    log p_real / p_fake (the density-ratio trick: Sugiyama et al. 2012; Kim & Mnih 2018).
+    """
+    return 0.5 * (F.softplus(-real_logits) + F.softplus(fake_logits))

@@ -10,8 +10,10 @@ A run folder holds
 - ``history.csv``: one row per epoch (loss and each part, train and ``val_``), rewritten after
   every epoch;
 - ``model.safetensors``: the fitted estimator (``aekit.load(run_dir)`` reads it);
-- ``metrics.json``: evaluation on the dataset's test split, or on a held-out part of user data;
+- ``metrics.json``: evaluation on the dataset's test split, or on a held-out part of user data (with
+  the disentanglement metrics when the data has known factors of variation, e.g. ``sprites``);
 - ``report.html``: the page built by :func:`aekit.report.build_report`;
+- ``explorer.html``: the latent explorer, :func:`aekit.report.build_explorer`, linked from the report;
 - ``evaluation.json``: written by :func:`aekit.run.evaluate_run` (``aekit evaluate``);
 - ``codec-<bits>bit-<model hash>.npz``: the codec tables of :func:`aekit.run.run_codec`;
 - ``tensorboard/``: TensorBoard event files (``train/``, ``validation/``), when the run was
@@ -30,7 +32,7 @@ import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,15 +43,17 @@ from .datasets import available_datasets, load_dataset
 from .train import CHECKPOINT_NAME
 
 __all__ = [
-    "CHECKPOINT_NAME", "CONFIG_NAME", "EVALUATION_NAME", "HISTORY_NAME", "HOLDOUT_FRACTION", "METRICS_NAME",
+    "CHECKPOINT_NAME", "CONFIG_NAME", "EVALUATION_NAME", "EXPLORER_NAME", "HISTORY_NAME", "HOLDOUT_FRACTION", "METRICS_NAME",
     "MODEL_NAME", "REPORT_NAME", "TENSORBOARD_NAME", "DEFAULT_SPLIT", "RunData", "RunWriter", "checkpoint_history", "data_source", "in_range",
-    "load_estimator", "load_run_data", "read_history", "read_run", "run_samples", "training_samples", "versions",
+    "load_estimator", "load_run_data", "read_history", "read_run", "run_data", "run_samples", "Samples", "training_samples",
+    "versions",
     "write_history", "write_json",
 ]
 
 CONFIG_NAME, HISTORY_NAME, MODEL_NAME = "config.json", "history.csv", "model.safetensors"
 METRICS_NAME, REPORT_NAME, EVALUATION_NAME = "metrics.json", "report.html", "evaluation.json"
 TENSORBOARD_NAME = "tensorboard"  # folder of TensorBoard event files (aekit fit --tensorboard)
+EXPLORER_NAME = "explorer.html"
 HOLDOUT_FRACTION = 0.2  # of user data without a test split, kept for evaluation
 DEFAULT_SPLIT = "test"  # what every command over a run's model reads by default
 
@@ -66,6 +70,8 @@ class RunData:
     eval_split: str  # "test", or "held-out"
     eval_description: str
     feature_names: tuple[str, ...] | None = None  # a table's column names, when its file has them
+    factors_eval: np.ndarray | None = None  # (n_eval, n_factors) known factors of variation (Dataset.factors)
+    factor_names: tuple[str, ...] | None = None
 
 
 def load_run_data(data: str | Path = "digits", *, seed: int = 0, limit: int | None = None, root=None) -> RunData:
@@ -80,10 +86,12 @@ def load_run_data(data: str | Path = "digits", *, seed: int = 0, limit: int | No
         raise ValueError(f"limit must be an integer >= 2, got {limit!r}")
     data = str(data)
     train = load_dataset(data, "train", root)
+    factors = None
     if data in available_datasets():
         test = load_dataset(data, "test", root)
         parts = (train.X, train.y, test.X, test.y)
         split, description = "test", f"the test split of {data}"
+        factors = test.factors
     else:
         n = len(train.X)
         n_eval = max(1, round(n * HOLDOUT_FRACTION))
@@ -93,10 +101,12 @@ def load_run_data(data: str | Path = "digits", *, seed: int = 0, limit: int | No
         ev, tr = np.sort(order[:n_eval]), np.sort(order[n_eval:])
         y = train.y
         parts = (np.asarray(train.X[tr]), None if y is None else y[tr], np.asarray(train.X[ev]), None if y is None else y[ev])
+        factors = None if train.factors is None else train.factors[ev]
         split = "held-out"
         description = f"a held-out {HOLDOUT_FRACTION:.0%} of {Path(data).name} (seed {seed})"
-    X_tr, y_tr, X_ev, y_ev = (None if a is None else a[:limit] for a in parts)
-    return RunData(X_tr, y_tr, X_ev, y_ev, train.image_shape, split, description, train.feature_names)
+    X_tr, y_tr, X_ev, y_ev, f_ev = (None if a is None else a[:limit] for a in (*parts, factors))
+    return RunData(X_tr, y_tr, X_ev, y_ev, train.image_shape, split, description, train.feature_names,
+                   f_ev, train.factor_names)
 
 
 def versions() -> dict[str, str]:
@@ -194,11 +204,22 @@ def load_estimator(run_dir: str | Path):
     return load(run_dir)
 
 
-def run_samples(est, data, split: str = DEFAULT_SPLIT, limit: int | None = None, *,
-                allow_nan: bool = False, root=None) -> tuple[np.ndarray, np.ndarray | None, tuple]:
+class Samples(NamedTuple):
+    """What :func:`run_data` returns: samples for a fitted estimator and what the data knows of them."""
+
+    X: np.ndarray  # (n, *est.input_shape_) float32
+    y: np.ndarray | None  # (n,) labels, None when the data has none
+    layout: tuple  # the data's own per-sample shape
+    factors: np.ndarray | None  # (n, n_factors) known factors of variation (Dataset.factors), else None
+    factor_names: tuple[str, ...] | None
+
+
+def run_data(est, data, split: str = DEFAULT_SPLIT, limit: int | None = None, *,
+             allow_nan: bool = False, root=None) -> Samples:
     """``data`` (a dataset name or path) as samples for a fitted estimator: float32 in the layout
-    it was fitted on (``input_shape_``), the data's labels (None when it has none) and the data's
-    own per-sample shape (to give results back in it). NaNs are refused unless ``allow_nan``.
+    it was fitted on (``input_shape_``), the data's labels (None when it has none), the data's
+    own per-sample shape (to give results back in it) and its known factors of variation (None
+    when it has none). NaNs are refused unless ``allow_nan``.
 
     ``split``: "test" (the default: a built-in dataset's test split; a user file, which has no
     splits, whole), "train" or "all"."""
@@ -215,7 +236,14 @@ def run_samples(est, data, split: str = DEFAULT_SPLIT, limit: int | None = None,
     if not allow_nan and np.isnan(X).any():
         raise ValueError(f"{data}: has missing values (NaN); fill them first (aekit impute, aekit.run.impute_run)")
     y = None if ds.y is None else np.asarray(ds.y[:limit])
-    return X.reshape(len(X), *est.input_shape_), y, X.shape[1:]
+    factors = None if ds.factors is None else np.asarray(ds.factors[:limit])
+    return Samples(X.reshape(len(X), *est.input_shape_), y, X.shape[1:], factors, ds.factor_names)
+
+
+def run_samples(est, data, split: str = DEFAULT_SPLIT, limit: int | None = None, *,
+                allow_nan: bool = False, root=None) -> tuple[np.ndarray, np.ndarray | None, tuple]:
+    """``(X, y, layout)`` of :func:`run_data`: the samples, their labels and the data's per-sample shape."""
+    return run_data(est, data, split, limit, allow_nan=allow_nan, root=root)[:3]
 
 
 def training_samples(run_dir: Path, est) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 Batches are index slices of tensors in memory (no per-sample DataLoader). Randomness comes from
 two generators seeded by ``seed``: one shuffles, one drives the model's noise (reparameterisation,
-corruption). Model-specific needs go through the model's hooks (``on_train_progress``,
-``on_train_end``), never through branches on model names.
+corruption). Model-specific needs go through the model's hooks (``param_groups`` for the
+optimizer, ``on_train_progress``, ``on_train_end``), never through branches on model names.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, l
     noise_gen = torch.Generator(device=dev).manual_seed(seed + 1 + replicas.noise_seed_offset)
     history: list[dict[str, float]] = []
     start_epoch, best_val, bad_epochs, best_state = 0, math.inf, 0, None
-    base_lr = lr
+    lr_scale = 1.0  # halved by each rollback
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
         extra, t = load_train_state(ckpt, model, optimizer)
@@ -216,9 +216,9 @@ def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, l
             noise_gen.set_state(t[noise_key].to(noise_gen.get_state().device))
         if extra["has_best"]:
             best_state = {k[5:]: v.to(dev) for k, v in t.items() if k.startswith("best.")}
-        base_lr = extra.get("base_lr", optimizer.param_groups[0]["lr"])  # with any rollback halvings
+        lr_scale = extra.get("lr_scale", 1.0)  # with any rollback halvings
 
-    schedule = _LRSchedule(lr_schedule, base_lr, epochs)
+    schedule = _LRSchedule(lr_schedule, optimizer, epochs, lr_scale)
     net = replicas.wrap(model)  # forward goes through DDP when distributed; hooks stay on model
     n_batches = math.ceil(n / batch_size)
     bar = _Progress(epochs, start_epoch, enabled=progress and replicas.is_main)
@@ -239,7 +239,7 @@ def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, l
                     if snapshot is None or attempt == 5:
                         raise
                     _restore(snapshot, model, optimizer, shuffle_gen, noise_gen)
-                    schedule.base_lr *= 0.5
+                    schedule.scale *= 0.5
             record = {"epoch": epoch + 1, **record, "lr": optimizer.param_groups[0]["lr"]}
             if X_val is not None:
                 val = replicas.from_main(evaluate_loss(model, X_val, y_val, seed=seed + 2, device=dev))
@@ -256,7 +256,7 @@ def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, l
                 noise_states = replicas.gather(noise_gen.get_state().cpu())
                 if replicas.is_main:
                     _save(ckpt, model, optimizer, epoch + 1, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states,
-                          schedule.base_lr)
+                          schedule.scale)
             if replicas.is_main:
                 for cb in callbacks:
                     cb(epoch, record)
@@ -314,18 +314,22 @@ def _run_epoch(model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_bat
 
 
 class _LRSchedule:
-    """The learning rate at a point of training (in epochs), set on every step. ``base_lr`` is
-    what on_nonfinite='rollback' halves."""
+    """The learning rate at a point of training (in epochs), set on every step: each parameter
+    group's own starting rate (``initial_lr``, kept in the optimizer's state, so a discriminator's
+    group keeps its own) times the schedule's factor times ``scale``, what on_nonfinite='rollback'
+    halves."""
 
-    def __init__(self, kind: str, base_lr: float, epochs: int):
-        self.kind, self.base_lr, self.epochs = kind, base_lr, epochs
+    def __init__(self, kind: str, optimizer, epochs: int, scale: float = 1.0):
+        self.kind, self.epochs, self.scale = kind, epochs, scale
+        for g in optimizer.param_groups:
+            g.setdefault("initial_lr", g["lr"])
 
     def apply(self, optimizer, epochs_done: float) -> None:
-        lr = self.base_lr
+        factor = self.scale
         if self.kind == "cosine":
-            lr *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, epochs_done / self.epochs)))
+            factor *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, epochs_done / self.epochs)))
         for g in optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = g["initial_lr"] * factor
 
 
 def _nonfinite_gradient_message(epoch: int, where: str) -> str:
@@ -336,13 +340,19 @@ def _nonfinite_gradient_message(epoch: int, where: str) -> str:
 
 
 def _adamw(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with its fused kernel where torch has one for the parameters' device (CPU since torch
-    2.4, CUDA): same update, one pass over the parameters instead of ~10 per-tensor ops each; on
-    CPU it cut an MNIST MLP step by ~30% (benchmarks/RESULTS.md). Otherwise the default AdamW."""
+    """AdamW over the model's parameter groups (``model.param_groups()``: one group, or a group of
+    its own for a second player such as a discriminator, with its own settings), with the fused
+    kernel where torch has one for the parameters' device (CPU since torch 2.4, CUDA): same
+    update, one pass over the parameters instead of ~10 per-tensor ops each; on CPU it cut an
+    MNIST MLP step by ~30% (benchmarks/RESULTS.md). Otherwise the default AdamW."""
+    groups = model.param_groups()
+    listed = [id(p) for g in groups for p in g["params"]]
+    if len(listed) != len(set(listed)) or set(listed) != {id(p) for p in model.parameters()}:
+        raise ValueError(f"{type(model).__name__}.param_groups() must list every parameter of the model exactly once")
     try:
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
 
 
 def _snapshot(model, optimizer, *gens):
@@ -357,13 +367,13 @@ def _restore(snapshot, model, optimizer, *gens):
         g.set_state(s)
 
 
-def _save(path, model, optimizer, epoch, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states, base_lr):
+def _save(path, model, optimizer, epoch, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states, lr_scale):
     tensors = {"shuffle_rng": shuffle_gen.get_state(), "noise_rng": noise_states[0]}
     tensors.update({f"noise_rng.{r}": s for r, s in enumerate(noise_states) if r > 0})  # other ranks
     if best_state is not None:
         tensors.update({f"best.{k}": v for k, v in best_state.items()})
     extra = {"epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs, "has_best": best_state is not None,
-             "base_lr": base_lr}
+             "lr_scale": lr_scale}
     save_train_state(path, model, optimizer, extra, tensors)
 
 

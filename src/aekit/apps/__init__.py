@@ -8,7 +8,7 @@ from ._images import image_grid
 from .anomaly import AnomalyDetector
 from .codec import Codec
 from .denoise import add_noise, denoise, denoise_grid, psnr
-from .generate import interpolate, interpolate_codes, sample_grid, traverse
+from .generate import FactorTraversal, interpolate, interpolate_codes, sample_grid, traverse, traverse_factors
 from .impute import AutoencoderImputer
 from .probe import knn_accuracy, linear_probe
 from .reduce import compare_pca, error_vs_code_size, reconstruction_error
@@ -18,6 +18,7 @@ __all__ = [
     "AnomalyDetector",
     "AutoencoderImputer",
     "Codec",
+    "FactorTraversal",
     "LatentIndex",
     "add_noise",
     "compare_pca",
@@ -34,4 +35,5 @@ __all__ = [
     "reconstruction_error",
     "sample_grid",
     "traverse",
+    "traverse_factors",
 ]

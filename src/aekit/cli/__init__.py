@@ -4,6 +4,9 @@
     aekit fit --model vae --latent-dim 2 --out runs/vae   ->  aekit.run.fit_run("runs/vae", "vae", params={"latent_dim": 2})
     aekit demo                                            ->  aekit.run.demo()
     aekit report runs/vae                                 ->  aekit.report.build_report("runs/vae")
+    aekit explore runs/vae                                ->  aekit.report.build_explorer("runs/vae")
+    aekit compare --data digits --models ae,vae --epochs 30 --out cmp
+                                  ->  aekit.compare(X, y, X_test=..., y_test=..., models=["ae", "vae"], epochs=30, out="cmp")
     aekit evaluate runs/vae --data digits --nll-samples 100
                                   ->  aekit.run.evaluate_run("runs/vae", "digits", nll_samples=100)
     aekit detect runs/vae --data data.npy -o scores.csv   ->  aekit.run.detect_run("runs/vae", "data.npy")
@@ -16,7 +19,7 @@ kebab-case flags of ``fit``, derived from the families' declared settings (``--l
 User errors print one line, ``aekit: error: ...``, and exit with status 2.
 
 The modules: ``params`` (estimator parameters as flags), ``args`` (shared argument types),
-``runs`` and ``apps`` (the commands), ``output`` (files and printing).
+``runs``, ``apps`` and ``compare`` (the commands), ``output`` (files and printing).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(*, with_params: bool = True) -> argparse.ArgumentParser:
     """The ``aekit`` argument parser. ``with_params`` adds every estimator parameter to ``fit``
     (they come from the families' catalog, built once and cached)."""
-    from . import apps, runs
+    from . import apps, compare, runs
 
     parser = _Parser(
         prog="aekit",
@@ -55,6 +58,7 @@ def build_parser(*, with_params: bool = True) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     runs.add_commands(sub, with_params=with_params)
     apps.add_commands(sub)
+    compare.add_commands(sub)
     return parser
 
 

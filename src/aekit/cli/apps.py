@@ -39,8 +39,9 @@ def add_commands(sub) -> None:
     ev = app_parser(sub, "evaluate", "evaluate a run's model on a dataset (writes evaluation.json)",
                      "Evaluate a run's model on DATA: reconstruction error and PSNR; for VAEs the ELBO, KL per "
                      "latent dimension, active units and, with --nll-samples K, the importance-weighted NLL "
-                     "(Burda et al. 2016; an upper bound on the true NLL that tightens as K grows). Prints a table "
-                     "and writes RUN_DIR/evaluation.json.")
+                     "(Burda et al. 2016; an upper bound on the true NLL that tightens as K grows); for data with "
+                     "known factors of variation (sprites, or an .npz with 'factors') MIG, the FactorVAE metric and "
+                     "DCI. Prints a table and writes RUN_DIR/evaluation.json.")
     ev.add_argument("--nll-samples", type=count, default=0, metavar="K",
                     help="importance samples per data point for the NLL (variational models; 0 skips it, the "
                          "default; costs K decoder passes per sample; shows a progress bar)")

@@ -8,7 +8,7 @@ import math
 __all__ = ["DATA_HELP", "add_data_args", "data_kwargs", "at_least_two", "count", "finite_float", "fraction",
            "nonnegative_float", "positive_int", "threads_arg"]
 
-DATA_HELP = ("a dataset name (digits, mnist, fashion-mnist, binarized-mnist) or a path to a .npy, .npz, .csv file "
+DATA_HELP = ("a dataset name (digits, mnist, fashion-mnist, binarized-mnist, sprites) or a path to a .npy, .npz, .csv file "
              "or a folder of images")
 
 
@@ -62,9 +62,11 @@ def threads_arg(p: argparse.ArgumentParser) -> None:
                         "already busy; AEKIT_THREADS=N sets it for every command)")
 
 
-def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """--data DATA, --data-root, --split (default test) and --limit: how every command names its data."""
-    p.add_argument("--data", required=required, metavar="DATA", help=DATA_HELP)
+def add_data_args(p: argparse.ArgumentParser, *, required: bool = True, default: str | None = None) -> None:
+    """--data DATA, --data-root, --split (default test) and --limit: how every command names its data.
+    ``default`` says in words what an optional --data stands for when it is not given."""
+    p.add_argument("--data", required=required, metavar="DATA",
+                   help=DATA_HELP + (f" (default: {default})" if default else ""))
     p.add_argument("--data-root", metavar="DIR",
                    help="folder holding the MNIST / Fashion-MNIST IDX files, when they are not found where aekit looks")
     p.add_argument("--split", default="test", choices=("test", "train", "all"),

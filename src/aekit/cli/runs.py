@@ -1,4 +1,5 @@
-"""Commands that make and read run folders: fit, demo, report, info, list-models, encode, generate, export."""
+"""Commands that make and read run folders: fit, demo, report, explore, info, list-models, encode, generate,
+export."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 import math
 import sys
 
-from .args import add_data_args, data_kwargs, positive_int, threads_arg
-from .output import output_path, print_metrics, save_array, save_grid
+from .args import add_data_args, at_least_two, data_kwargs, positive_int, threads_arg
+from .output import output_path, print_metrics, save_array, save_grid, working
 from .params import UsageError, add_param_flags, catalog, check_applies, fit_settings, param_table, show
 
 __all__ = ["add_commands"]
@@ -21,7 +22,7 @@ def add_commands(sub, *, with_params: bool) -> None:
         description="Train a model; the run folder is written as training goes (checkpoint and history.csv "
                     "every epoch; model.safetensors, config.json, metrics.json and report.html at the end).",
     )
-    fit.add_argument("--data", help="digits (default), mnist, fashion-mnist, binarized-mnist, or a path to a .npy, "
+    fit.add_argument("--data", help="digits (default), mnist, fashion-mnist, binarized-mnist, sprites, or a path to a .npy, "
                      ".npz, .csv file or a folder of images")
     fit.add_argument("--data-root", metavar="DIR",
                      help="folder holding the MNIST / Fashion-MNIST IDX files, when they are not found where aekit looks")
@@ -59,6 +60,23 @@ def add_commands(sub, *, with_params: bool) -> None:
     rep.add_argument("run_dir", metavar="RUN_DIR")
     threads_arg(rep)
     rep.set_defaults(func=_cmd_report)
+
+    exp = sub.add_parser(
+        "explore", help="write a run's latent explorer (an interactive page)",
+        description="Write the latent explorer of a finished run: one self-contained HTML page (no network, no "
+                    "server) mapping the codes of the run's evaluation data (or of --data), coloured by label. Hover "
+                    "a point to see that sample; move over empty space to see the code there decoded live in the "
+                    "browser by the model's decoder (a convolutional decoder shows a grid of decodings made here "
+                    "instead); variational models get a slider per code dimension, conditional ones a class to "
+                    "decode with. The run's report links to RUN_DIR/explorer.html.",
+    )
+    exp.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (written by aekit fit)")
+    exp.add_argument("-o", "--output", metavar="FILE", help="the page to write (default: RUN_DIR/explorer.html)")
+    add_data_args(exp, required=False, default="the run's own evaluation data")
+    exp.add_argument("--points", type=at_least_two, default=2000, metavar="N",
+                     help="at most N samples on the map, a seeded random subset (default: 2000)")
+    threads_arg(exp)
+    exp.set_defaults(func=_cmd_explore)
 
     enc = sub.add_parser("encode", help="write the codes of a dataset under a run's model")
     enc.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (written by aekit fit)")
@@ -154,6 +172,16 @@ def _cmd_report(args) -> int:
     from ..report import build_report
 
     print(f"report: {build_report(args.run_dir).resolve().as_uri()}")
+    return 0
+
+
+def _cmd_explore(args) -> int:
+    from ..report import build_explorer
+
+    out = output_path(args.output, (".html", ".htm"), "explorer pages") if args.output else None
+    with working("building the explorer"):
+        path = build_explorer(args.run_dir, out, data=args.data, max_points=args.points, **data_kwargs(args))
+    print(f"explorer: {path.resolve().as_uri()}")
     return 0
 
 

@@ -16,6 +16,13 @@ __all__ = [
     "HierarchicalVAE",
     "IWAE",
     "VQVAE",
+    "BetaTCVAE",
+    "FactorVAE",
+    "InfoVAE",
+    "VampPriorVAE",
+    "WassersteinAutoEncoder",
+    "RegularizedAutoEncoder",
+    "AdversarialAutoEncoder",
 ]
 
 
@@ -180,3 +187,141 @@ class VQVAE(*bases_for("vqvae")):
     """
 
     _model = "vqvae"
+
+
+class BetaTCVAE(*bases_for("beta_tcvae")):
+    """beta-TCVAE (Chen et al. 2018): a VAE whose KL is split and reweighted; total correlation by ``beta``.
+
+    The KL term becomes index-code mutual information, total correlation and dimension-wise KL
+    (minibatch-weighted sampling), weighted ``alpha``, ``beta`` and ``gamma``; a heavier
+    total-correlation weight favours independent code dimensions. ``score_samples`` is the ELBO
+    (analytic KL). The history reports ``mi``, ``tc`` and ``dwkl``.
+
+    Examples
+    --------
+    >>> from aekit import BetaTCVAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> tcvae = BetaTCVAE(latent_dim=4, beta=6.0, epochs=3, random_state=0).fit(X)
+    >>> sorted(k for k in tcvae.history_[-1] if k in ("mi", "tc", "dwkl"))
+    ['dwkl', 'mi', 'tc']
+    """
+
+    _model = "beta_tcvae"
+
+
+class FactorVAE(*bases_for("factorvae")):
+    """FactorVAE (Kim & Mnih 2018): a VAE plus ``gamma`` times a discriminator's total-correlation estimate.
+
+    The discriminator tells codes from dimension-shuffled codes; its mean logit estimates the total
+    correlation (the density-ratio trick). It trains beside the model in its own parameter group.
+    ``score_samples`` is the ELBO.
+
+    Examples
+    --------
+    >>> from aekit import FactorVAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> fvae = FactorVAE(latent_dim=4, gamma=10.0, epochs=3, random_state=0).fit(X)
+    >>> sorted(k for k in fvae.history_[-1] if k in ("tc", "discriminator"))
+    ['discriminator', 'tc']
+    """
+
+    _model = "factorvae"
+
+
+class InfoVAE(*bases_for("infovae")):
+    """InfoVAE (Zhao et al. 2019): a VAE plus ``mmd_weight`` times the MMD between posterior and prior draws.
+
+    The maximum mean discrepancy (rbf or imq kernel) keeps the aggregate of the codes spread like
+    the prior. ``score_samples`` is the ELBO.
+
+    Examples
+    --------
+    >>> from aekit import InfoVAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> info = InfoVAE(latent_dim=4, kernel="imq", epochs=3, random_state=0).fit(X)
+    >>> info.sample(2, random_state=0).shape
+    (2, 64)
+    """
+
+    _model = "infovae"
+
+
+class VampPriorVAE(*bases_for("vampprior")):
+    """VAE with a VampPrior (Tomczak & Welling 2018): the prior mixes the posteriors at learned pseudo-inputs.
+
+    ``n_pseudo_inputs`` components. The ELBO, the importance-weighted NLL and sampling use the
+    mixture; the KL is a one-sample estimate.
+
+    Examples
+    --------
+    >>> from aekit import VampPriorVAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> vamp = VampPriorVAE(latent_dim=4, n_pseudo_inputs=50, epochs=3, random_state=0).fit(X)
+    >>> vamp.model_.pseudo_inputs.shape
+    torch.Size([50, 64])
+    """
+
+    _model = "vampprior"
+
+
+class WassersteinAutoEncoder(*bases_for("wae")):
+    """Wasserstein autoencoder (Tolstikhin et al. 2018): reconstruction plus the MMD of the codes to N(0, I).
+
+    A deterministic encoder; ``mmd_weight`` weighs the maximum mean discrepancy (imq or rbf
+    kernel). ``sample`` decodes prior draws.
+
+    Examples
+    --------
+    >>> from aekit import WassersteinAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> wae = WassersteinAutoEncoder(latent_dim=4, epochs=3, random_state=0).fit(X)
+    >>> wae.sample(3, random_state=0).shape
+    (3, 64)
+    """
+
+    _model = "wae"
+
+
+class RegularizedAutoEncoder(*bases_for("rae")):
+    """Regularised autoencoder, RAE-L2 (Ghosh et al. 2020): penalised codes and decoder, ex-post Gaussian mixture.
+
+    A deterministic autoencoder with a code penalty and an L2 penalty on the decoder; after
+    training a Gaussian mixture of ``n_components`` is fitted to the training codes, and
+    ``sample`` decodes draws from it.
+
+    Examples
+    --------
+    >>> from aekit import RegularizedAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> rae = RegularizedAutoEncoder(latent_dim=4, epochs=3, random_state=0).fit(X)
+    >>> rae.model_.gmm_weights.shape, rae.sample(3, random_state=0).shape
+    (torch.Size([10]), (3, 64))
+    """
+
+    _model = "rae"
+
+
+class AdversarialAutoEncoder(*bases_for("aae")):
+    """Adversarial autoencoder (Makhzani et al. 2016): codes matched to N(0, I) by a discriminator.
+
+    A deterministic encoder whose codes a discriminator tries to tell from N(0, I) draws while the
+    encoder learns to fool it (weight ``adversarial_weight``); ``sample`` decodes prior draws. The
+    discriminator trains beside the model in its own parameter group.
+
+    Examples
+    --------
+    >>> from aekit import AdversarialAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> aae = AdversarialAutoEncoder(latent_dim=4, epochs=3, random_state=0).fit(X)
+    >>> aae.sample(3, random_state=0).shape
+    (3, 64)
+    """
+
+    _model = "aae"

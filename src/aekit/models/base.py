@@ -15,11 +15,12 @@ from .._config import option
 
 __all__ = [
     "AEOutput", "Autoencoder", "CAPABILITIES", "ModelConfig", "SharedNoise", "check_choice", "check_nonneg",
-    "check_positive_int", "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
+    "check_positive_int", "decode_prior", "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
+    "torch_generator",
 ]
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
-CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical")
+CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical", "adversarial")
 
 
 @dataclass
@@ -167,6 +168,19 @@ def standard_normal(like: torch.Tensor, generator=None, *, batch_dim: int = 0) -
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
+def torch_generator(generator) -> torch.Generator | None:
+    """The torch.Generator behind ``generator`` (a SharedNoise's own, or the one given), for draws
+    that are not per row (prior samples for a batch-level divergence, a permutation of the batch)."""
+    return generator.generator if isinstance(generator, SharedNoise) else generator
+
+
+@torch.no_grad()
+def decode_prior(model, n: int, generator: torch.Generator | None = None, y=None) -> torch.Tensor:
+    """``model.decode`` of n draws from N(0, I_latent_dim): (n, *input_shape), in data space."""
+    device = next(model.parameters()).device
+    return model.decode(torch.randn((n, model.config.latent_dim), generator=generator, device=device), y)
+
+
 def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor:
     """Integer labels (B,) -> float one-hot (B, n_classes), with a clear error for bad labels."""
     if y is None:
@@ -184,8 +198,9 @@ class Autoencoder(nn.Module):
     """Base of every family.
 
     Subclasses set ``Config`` and implement ``encode``, ``decode`` and ``forward``. Hooks the
-    training loop calls, all optional: ``on_train_progress(epochs_done: float)`` before each step,
-    ``on_train_end(X)`` after training (e.g. to fit a prior over codes).
+    training loop calls, all optional: ``param_groups()`` once, to build the optimizer;
+    ``on_train_progress(epochs_done: float)`` before each step; ``on_train_end(X)`` after
+    training (e.g. to fit a prior over codes).
     """
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
@@ -196,6 +211,10 @@ class Autoencoder(nn.Module):
     conditional: ClassVar[bool] = False  # needs class labels y in every call
     quantised: ClassVar[bool] = False  # discrete codes: encode_indices(), decode_indices()
     hierarchical: ClassVar[bool] = False  # several stochastic levels, a KL per level (kl_1, kl_2, ...)
+    # A second player (a discriminator) trains beside the model, in a parameter group of its own:
+    # its loss is the part "discriminator", added to the loss in training only; the model's
+    # adversarial term is a game value against the current discriminator, which need not fall.
+    adversarial: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -222,6 +241,14 @@ class Autoencoder(nn.Module):
         """Per-sample score, higher = more typical, (B,): minus the reconstruction loss here;
         variational families return their ELBO."""
         return -self(x, y, generator=generator).parts["recon"]
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups, as ``torch.optim`` takes them: dicts with ``"params"``
+        and any optimizer settings that differ from the training loop's (``lr``, ``betas``,
+        ``weight_decay``). One group of every parameter here; a family with a second player (a
+        discriminator, see ``models/adversarial.py``) gives that player a group of its own. The
+        groups must hold every parameter exactly once."""
+        return [{"params": list(self.parameters())}]
 
     def on_train_progress(self, epochs_done: float) -> None:  # noqa: B027 (optional hook)
         pass

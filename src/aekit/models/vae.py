@@ -20,6 +20,7 @@ from .base import (
     ModelConfig,
     check_choice,
     check_nonneg,
+    decode_prior,
     option,
     reconstruction_loss,
     standard_normal,
@@ -93,12 +94,17 @@ class VAEConfig(ModelConfig):
         return "likelihood='bernoulli'" if self.likelihood == "bernoulli" else None
 
 
+def warmup(config: VAEConfig, epochs_done: float, training: bool) -> float:
+    """The warm-up factor in [0, 1] at this point of training (linear or cyclical); 1 outside training."""
+    if not training or config.kl_warmup_epochs <= 0:
+        return 1.0
+    t = epochs_done % config.kl_cycle_epochs if config.kl_schedule == "cyclical" else epochs_done
+    return min(1.0, t / config.kl_warmup_epochs)
+
+
 def kl_weight(config: VAEConfig, epochs_done: float, training: bool) -> float:
     """The KL weight at this point of training; the full beta outside training."""
-    if not training or config.kl_warmup_epochs <= 0:
-        return config.beta
-    t = epochs_done % config.kl_cycle_epochs if config.kl_schedule == "cyclical" else epochs_done
-    return config.beta * min(1.0, t / config.kl_warmup_epochs)
+    return config.beta * warmup(config, epochs_done, training)
 
 
 def kl_objective(kl_dims: torch.Tensor, free_bits: float, training: bool) -> torch.Tensor:
@@ -131,12 +137,17 @@ class Level(NamedTuple):
             return losses.kl_normal(self.mu_q, self.logvar_q, per_dim=True)
         return losses.kl_normal_normal(self.mu_q, self.logvar_q, self.mu_p, self.logvar_p, per_dim=True)
 
-    def log_ratio(self) -> torch.Tensor:
-        """log p(z) - log q(z) at the drawn z, (S * B,)."""
-        zeros = torch.zeros_like(self.z)
-        mu_p = zeros if self.mu_p is None else self.mu_p
-        logvar_p = zeros if self.logvar_p is None else self.logvar_p
-        return log_normal(self.z, mu_p, logvar_p) - log_normal(self.z, self.mu_q, self.logvar_q)
+    def log_ratio(self, log_prior=None) -> torch.Tensor:
+        """log p(z) - log q(z) at the drawn z, (S * B,). ``log_prior(z)`` gives log p(z) of a layer
+        without a Gaussian prior here (the top one: the model's own prior, N(0, I) when None)."""
+        if self.mu_p is not None:
+            log_p = log_normal(self.z, self.mu_p, self.logvar_p)
+        elif log_prior is not None:
+            log_p = log_prior(self.z)
+        else:
+            zeros = torch.zeros_like(self.z)
+            log_p = log_normal(self.z, zeros, zeros)
+        return log_p - log_normal(self.z, self.mu_q, self.logvar_q)
 
 
 def repeat_samples(t, n: int):
@@ -210,6 +221,10 @@ class VAE(Autoencoder):
     def _recon_loss(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per sample (B,) from the decoder output."""
         return reconstruction_loss(self.recon_kind, out, x, self._decoder_logvar(out))
+
+    def _reconstruction(self, out: torch.Tensor, x: torch.Tensor):
+        """-log p(x|z) per sample (B,) and the decoder mean in data space, from the decoder output."""
+        return self._recon_loss(out, x), to_data_space(self.recon_kind, out)
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, y=None) -> torch.Tensor:
         """log p(x | z) per sample, (B,); z: (B, latent_dim)."""
@@ -296,6 +311,12 @@ class VAE(Autoencoder):
     def on_train_progress(self, epochs_done: float) -> None:
         self.epochs_done.fill_(epochs_done)
 
+    def reparameterize(self, x, y=None, generator=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One draw z = mu + sigma * eps from q(z|x) and the posterior's parameters: (z, mu, logvar), each (B, K)."""
+        mu, logvar = self.posterior(x, y)  # (B, K) each
+        eps = standard_normal(mu, generator)
+        return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
+
     def forward(self, x, y=None, *, generator=None) -> AEOutput:
         levels, out = self.draw(x, y, generator=generator)
         return self._output(levels, out, self._recon_loss(out, x))
@@ -325,7 +346,7 @@ class VAE(Autoencoder):
             log_px = losses.bernoulli_log_likelihood(out.reshape(n_samples, b, *out.shape[1:]), x)  # (S, B)
         else:
             log_px = -self._recon_loss(out, repeat_samples(x, n_samples)).reshape(n_samples, b)
-        log_ratio = sum(level.log_ratio() for level in levels)  # (S * B,)
+        log_ratio = sum(level.log_ratio(self.log_prior) for level in levels)  # (S * B,); the model's prior on top
         return log_px, log_ratio.reshape(n_samples, b)
 
     def importance_terms(self, x, y=None, n_samples: int = 1, *, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -348,6 +369,4 @@ class VAE(Autoencoder):
     @torch.no_grad()
     def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode n draws from the prior; returns the decoder mean in data space, (n, *input_shape)."""
-        device = next(self.parameters()).device
-        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
-        return self.decode(z, y)
+        return decode_prior(self, n, generator, y)

@@ -21,6 +21,9 @@ _ACTIVATIONS = {
 
 
 _LINEAR = (None, "linear", "none", "identity")
+def activation_names() -> tuple[str, ...]:
+    """The activations a config may name (besides None / "linear" for none)."""
+    return tuple(sorted(_ACTIVATIONS))
 
 
 def activation_module(name: str | None) -> nn.Module:

@@ -12,6 +12,7 @@ from .._version import __version__
 from .._utils import atomic_write_text
 from ..evaluate import KL_ACTIVE_THRESHOLD, metric_rows
 from ..runfolder import (
+    EXPLORER_NAME,
     HISTORY_NAME,
     REPORT_NAME,
     RunData,
@@ -21,6 +22,7 @@ from ..runfolder import (
     read_run,
 )
 from . import figures
+from .explore import write_explorer
 from .html import Figure, Section, render
 
 __all__ = ["build_report"]
@@ -33,7 +35,10 @@ N_PAIRS, N_STEPS = 4, 8  # interpolations: rows, decoded points between (and inc
 def build_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.html``: one self-contained page (figures embedded as PNG) with the
     run's settings, key metrics, training curves, reconstructions, the latent space, samples and
-    interpolations (generative models), per-dimension KL (VAEs) and codebook use (VQ-VAE).
+    interpolations (generative models), per-dimension KL (VAEs), codebook use (VQ-VAE) and, for
+    data with known factors of variation, the disentanglement metrics with latent traversals
+    per factor; and, next to it, ``explorer.html``, the latent explorer it links to
+    (:func:`build_explorer`).
 
     Returns the path of the page.
     """
@@ -62,6 +67,9 @@ def build_report(run_dir: str | Path) -> Path:
             sections.append(_interpolations(est, data, rng))
         if caps["quantised"]:
             sections.append(_codebook(est, data, metrics))
+        if data.factors_eval is not None:  # data generated from known factors of variation
+            sections += _disentanglement(est, data, metrics)
+        sections.append(_explorer(run_dir, est, data))
     if caps["variational"]:
         sections.append(_kl(metrics, caps["hierarchical"], collapse))
 
@@ -294,6 +302,49 @@ def _interpolations(est, data: RunData, rng) -> Section:
                    figure=Figure("interpolations", figures.image_rows(rows, labels, data.image_shape), "interpolations"))
 
 
+def _disentanglement(est, data: RunData, m: dict[str, Any]) -> list[Section]:
+    """The code against the data's known factors: the normalised mutual information of every
+    dimension with every factor (with MIG, the FactorVAE metric and DCI when the run measured
+    them), and a latent traversal per factor for images."""
+    from ..apps import traverse_factors
+    from ..evaluate import disentanglement_metrics
+
+    X = np.asarray(data.X_eval, dtype=np.float32)
+    y = _labels_for(est, data.y_eval)
+    names = list(data.factor_names or [f"factor {k}" for k in range(data.factors_eval.shape[1])])
+    if "normalised_mi" not in m:  # a run from before these metrics, or evaluated elsewhere
+        m = {**m, **disentanglement_metrics(_call(est.transform, X, y), data.factors_eval, names,
+                                            random_state=int(est.seed_))}
+    nmi = np.asarray(m["normalised_mi"])
+    v = {r.key: r.value for r in metric_rows(m)}  # formatted; "n/a" where not measured
+    said = (f"MIG {v['mig']} (Chen et al. 2018; 1 = each factor told by one dimension alone), FactorVAE metric "
+            f"{v['factorvae_score']} (Kim & Mnih 2018; chance {1 / len(names):.2f}), DCI disentanglement "
+            f"{v['dci_disentanglement']}, completeness {v['dci_completeness']} and informativeness "
+            f"{v['dci_informativeness']} (Eastwood & Williams 2018; held-out R^2 of random forests)")
+    text = (f"The data was generated from known factors of variation ({', '.join(names)}). The heat map gives, for "
+            f"each code dimension and factor, the mutual information between the dimension (posterior mean for "
+            f"VAEs, cut into 20 bins) and the factor, divided by the factor's entropy, over "
+            f"{m.get('disentanglement_samples', len(X))} evaluation samples: a disentangled code has one bright cell "
+            f"per factor, each in a row of its own. {said}.")
+    sections = [Section("disentanglement", "Disentanglement", text=text,
+                        figure=Figure("mutual_information", figures.mutual_info_heatmap(nmi, names),
+                                      "mutual information of code dimensions with factors"))]
+    if data.image_shape is not None:
+        rows = traverse_factors(est, X, data.factors_eval, names, steps=N_STEPS + 1, normalised_mi=nmi, y=y)
+        images = [np.concatenate([X[:1], np.ones_like(X[:1]), r.images.reshape(len(r.images), *X.shape[1:])])
+                  for r in rows]
+        labels = [f"{r.factor}: z[{r.dim}] ({r.normalised_mi:.2f})" for r in rows]
+        text = ("For each factor, the code dimension with the most information about it (normalised mutual "
+                "information in brackets) is swept from its 2nd to its 98th percentile over the evaluation data in "
+                "the code of the first evaluation sample (left, set apart), the other dimensions held, and decoded. "
+                "In a disentangled code each row changes its factor and nothing else; two factors on one dimension, "
+                "or a row that changes several things, show entanglement.")
+        sections.append(Section("traversals", "Latent traversals per factor", text=text,
+                                figure=Figure("factor_traversals", figures.image_rows(images, labels, data.image_shape),
+                                              "latent traversals per factor")))
+    return sections
+
+
 def _kl(m: dict[str, Any], hierarchical: bool, collapse: list[str]) -> Section:
     kl = m["kl_per_dim"]
     inactive = m.get("inactive_dims") or []
@@ -317,3 +368,17 @@ def _codebook(est, data: RunData, m: dict[str, Any]) -> Section:
             f"{100 * m['codebook_usage']:.0f}% are used, perplexity {m['perplexity']:.1f}.")
     return Section("codebook", "Codebook use", text=text,
                    figure=Figure("codebook_usage", figures.codebook_usage(counts), "codebook use"))
+
+
+def _explorer(run_dir: Path, est, data: RunData) -> Section:
+    """Write the latent explorer next to the report, and the section linking to it."""
+    try:
+        write_explorer(run_dir, est, data.X_eval, data.y_eval, image_shape=data.image_shape,
+                       feature_names=data.feature_names, where=data.eval_description)
+    except (ValueError, RuntimeError) as e:
+        return Section("explorer", "Latent explorer", text=f"The latent explorer could not be built ({_one_line(e)}).")
+    return Section("explorer", "Latent explorer",
+                   text=f"An interactive map of the same codes, in its own page written next to this one "
+                        f"({EXPLORER_NAME}): hover a point to see that sample, move over empty space to see the code "
+                        "there decoded live, in the page, by this model's decoder.",
+                   link=(EXPLORER_NAME, "Open the latent explorer"))

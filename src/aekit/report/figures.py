@@ -24,6 +24,7 @@ __all__ = [
     "image_rows",
     "kl_per_dimension",
     "latent_scatter",
+    "mutual_info_heatmap",
     "training_curves",
 ]
 
@@ -198,4 +199,23 @@ def codebook_usage(counts: np.ndarray) -> bytes:
     ax.set_xlabel("codebook entry (sorted by use)")
     ax.set_ylabel("share of codes")
     ax.grid(alpha=0.3, axis="y")
+    return _png(fig)
+
+
+def mutual_info_heatmap(nmi: np.ndarray, factor_names) -> bytes:
+    """Normalised mutual information I(z_d; v_k) / H(v_k) of every code dimension (rows) with every
+    known factor (columns), in [0, 1], each cell written out; a disentangled code has one bright
+    cell per column, each in its own row."""
+    nmi = np.asarray(nmi, dtype=float)
+    k, f = nmi.shape
+    fig = Figure(figsize=(1.1 * f + 2.2, 0.32 * k + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(nmi, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(nmi):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if v > 0.6 else "white")
+    ax.set_xticks(range(f), list(factor_names), fontsize=8)
+    ax.set_yticks(range(k), [f"z[{i}]" for i in range(k)], fontsize=8)
+    ax.set_xlabel("factor")
+    ax.set_ylabel("code dimension")
+    fig.colorbar(im, ax=ax, label="I(z; v) / H(v)")
     return _png(fig)

@@ -1,6 +1,7 @@
 """The report page: a small template filled with escaped text and base64-embedded PNG figures.
 
-One self-contained file: styles inline, images as ``data:`` URLs, no scripts, nothing fetched.
+One self-contained file: styles inline, images as ``data:`` URLs, no scripts, nothing fetched
+(a section may link to a page written next to it, such as the latent explorer).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Any
 
-__all__ = ["Figure", "Section", "render"]
+__all__ = ["CSS", "Figure", "Section", "Table", "render"]
 
 
 @dataclass
@@ -24,8 +25,19 @@ class Figure:
 
 
 @dataclass
+class Table:
+    """A table of text: a header, rows of cells, and the cells (row, column) to mark as best."""
+
+    header: list[str]
+    rows: list[list[str]]
+    marked: set[tuple[int, int]] = field(default_factory=set)
+    name: str = "table"
+
+
+@dataclass
 class Section:
-    """A titled part of the page: text, an optional figure, notes and an optional warning."""
+    """A titled part of the page: text, an optional figure or table, notes, an optional warning
+    and an optional link (href, words) to a page next to this one."""
 
     id: str
     title: str
@@ -33,6 +45,8 @@ class Section:
     figure: Figure | None = None
     notes: list[str] = field(default_factory=list)
     warning: str | None = None
+    link: tuple[str, str] | None = None
+    table: Table | None = None
 
 
 _PAGE = Template("""<!DOCTYPE html>
@@ -57,26 +71,27 @@ $warnings
 <main>
 $sections
 <section id="settings"><h2>Settings</h2>
-<details><summary>All settings and versions (config.json)</summary>
+<details><summary>All settings and versions ($settings_source)</summary>
 <table class="settings">$settings</table>
 </details>
 </section>
 </main>
-<footer>Written by aekit $version from the files in this run folder; rebuild with <code>aekit report RUN_DIR</code>.</footer>
+<footer>$footer</footer>
 </body>
 </html>
 """)
 
 _SECTION = Template("""<section id="$id">
 <h2>$title</h2>
-$warning$text$figure$notes</section>
+$warning$text$link$figure$table$notes</section>
 """)
 
 _FIGURE = Template(
     '<figure><img src="data:image/png;base64,$data" alt="$alt" data-figure="$name"></figure>\n'
 )
 
-_CSS = """
+# The report's style, shared by every page aekit writes (report, explorer, leaderboard).
+CSS = """
 :root { --ink: #1d2330; --muted: #5b6475; --line: #dde2ea; --accent: #2f6fde; --warn-bg: #fff4e5; --warn: #b25b00; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); background: #f6f7f9; }
@@ -105,6 +120,13 @@ table.settings { border-collapse: collapse; font-size: 13px; margin-top: 8px; }
 table.settings td { border-bottom: 1px solid var(--line); padding: 3px 14px 3px 0; vertical-align: top; }
 table.settings td:first-child { color: var(--muted); font-family: ui-monospace, monospace; }
 summary { cursor: pointer; color: var(--accent); }
+a.link { color: var(--accent); font-weight: 600; }
+.table-wrap { overflow-x: auto; }
+table.board { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
+table.board th { text-align: right; color: var(--muted); font-weight: 600; padding: 4px 7px; border-bottom: 2px solid var(--line); white-space: nowrap; }
+table.board td { text-align: right; padding: 4px 7px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+table.board th:first-child, table.board td:first-child { text-align: left; }
+table.board td.best { font-weight: 700; background: #e8f0fd; }
 footer { color: var(--muted); font-size: 13px; padding-bottom: 32px; }
 code { font-family: ui-monospace, monospace; font-size: 13px; }
 """.strip()
@@ -118,6 +140,17 @@ def _warning(text: str | None) -> str:
     return f'<div class="warning" role="alert"><strong>Warning:</strong> {_e(text)}</div>\n' if text else ""
 
 
+def _table(t: Table) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in t.header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="best">{_e(c)}</td>' if (i, j) in t.marked else f"<td>{_e(c)}</td>"
+                         for j, c in enumerate(row)) + "</tr>\n"
+        for i, row in enumerate(t.rows)
+    )
+    return (f'<div class="table-wrap"><table class="board" data-table="{_e(t.name)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{body}</tbody></table></div>\n")
+
+
 def _section(s: Section) -> str:
     figure = ""
     if s.figure is not None:
@@ -128,6 +161,8 @@ def _section(s: Section) -> str:
         title=_e(s.title),
         warning=_warning(s.warning),
         text=f"<p>{_e(s.text)}</p>\n" if s.text else "",
+        link=f'<p><a class="link" href="{_e(s.link[0])}">{_e(s.link[1])}</a></p>\n' if s.link else "",
+        table=_table(s.table) if s.table is not None else "",
         figure=figure,
         notes="".join(f'<p class="note">{_e(n)}</p>\n' for n in s.notes),
     )
@@ -143,12 +178,16 @@ def render(
     sections: list[Section],
     settings: list[tuple[str, str]],
     version: str,
+    footer: str | None = None,
+    settings_source: str = "config.json",
 ) -> str:
-    """The whole page as a string; every piece of text is HTML-escaped here."""
+    """The whole page as a string; every piece of text is HTML-escaped here. ``footer``: the
+    last line (default: that the page was written from a run folder and how to rebuild it);
+    ``settings_source``: the file the settings table shows."""
     return _PAGE.substitute(
         title=_e(title),
         subtitle=_e(subtitle),
-        css=_CSS,
+        css=CSS,
         warnings="".join(_warning(w) for w in warnings),
         metrics="".join(
             f'<div class="card"><div class="value">{_e(v)}</div><div class="label">{_e(k)}</div></div>' for k, v in metrics
@@ -157,5 +196,7 @@ def render(
         nav="".join(f'<a href="#{_e(s.id)}">{_e(s.title)}</a>' for s in sections) + '<a href="#settings">Settings</a>',
         sections="".join(_section(s) for s in sections),
         settings="".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in settings),
-        version=_e(version),
+        settings_source=_e(settings_source),
+        footer=_e(footer) if footer else (f"Written by aekit {_e(version)} from the files in this run folder; rebuild "
+                                          "with <code>aekit report RUN_DIR</code>."),
     )

@@ -26,6 +26,7 @@ from ..runfolder import (
     data_source,
     in_range,
     load_estimator,
+    run_data,
     run_samples,
     training_samples,
     write_json,
@@ -82,13 +83,15 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = DEFAULT_SPL
     Returns
     -------
     dict : :func:`evaluate_estimator` (``recon_mse``, ``psnr``; for VAEs ``elbo``, ``kl_per_dim``,
-        ``active_units``, ...; ``nll`` when K > 0) plus ``nll_samples``, ``data``, ``split``,
-        ``limit`` and ``run_dir``; the same dict is in ``evaluation.json``.
+        ``active_units``, ...; ``nll`` when K > 0; for data with known factors of variation,
+        such as ``sprites``, ``mig``, ``factorvae_score`` and ``dci_*``) plus ``nll_samples``,
+        ``data``, ``split``, ``limit`` and ``run_dir``; the same dict is in ``evaluation.json``.
     """
     run_dir = Path(run_dir)
     est = load_estimator(run_dir)
-    X, y, _ = run_samples(est, data, split, limit, root=data_root)
-    result = evaluate_estimator(est, X, y, nll_samples=nll_samples, progress=progress)
+    X, y, _, factors, factor_names = run_data(est, data, split, limit, root=data_root)
+    result = evaluate_estimator(est, X, y, nll_samples=nll_samples, factors=factors, factor_names=factor_names,
+                                progress=progress)
     result.update({"nll_samples": nll_samples, "data": data_source(data), "split": split, "limit": limit,
                    "run_dir": str(run_dir)})
     write_json(run_dir / EVALUATION_NAME, result)

@@ -14,6 +14,7 @@ from ..evaluate import evaluate_estimator
 from ..runfolder import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
+    EXPLORER_NAME,
     HISTORY_NAME,
     METRICS_NAME,
     MODEL_NAME,
@@ -139,7 +140,7 @@ def fit_run(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     prior = checkpoint_history(run_dir) if resume else []
-    writer = RunWriter(run_dir, config, prior, stale=() if resume else (MODEL_NAME, METRICS_NAME, REPORT_NAME))
+    writer = RunWriter(run_dir, config, prior, stale=() if resume else (MODEL_NAME, METRICS_NAME, REPORT_NAME, EXPLORER_NAME))
     log_dir = run_dir / TENSORBOARD_NAME if tensorboard else None
     fit_kw = {"checkpoint_dir": run_dir, "resume": resume, "callbacks": (writer,), "log_dir": log_dir}
     with torch_threads(threads or default_threads()):  # for evaluation and the report too
@@ -149,7 +150,7 @@ def fit_run(
             return Run(run_dir, est, None, log_dir)
         write_history(run_dir / HISTORY_NAME, est.history_)  # the full history (also after early stopping)
         est.save(run_dir / MODEL_NAME)
-        metrics = evaluate_estimator(est, rd.X_eval, rd.y_eval)
+        metrics = evaluate_estimator(est, rd.X_eval, rd.y_eval, factors=rd.factors_eval, factor_names=rd.factor_names)
         metrics.update({"eval_split": rd.eval_split, "eval_data": rd.eval_description, "epochs_trained": len(est.history_)})
         metrics["final"] = {k: v for k, v in est.history_[-1].items() if k not in ("epoch", "lr", "time_s")}
         write_json(run_dir / METRICS_NAME, metrics)
