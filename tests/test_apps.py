@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.decomposition import PCA
+from sklearn.impute import KNNImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -148,6 +149,25 @@ def test_imputer_fills_only_nans_and_beats_column_means(digits):
     means = np.where(miss, np.nanmean(_with_missing(X_train, 0.25), axis=0), Xm)
     rmse_mean = np.sqrt(((means - X_test)[miss] ** 2).mean())
     assert rmse < 0.8 * rmse_mean, (rmse, rmse_mean)
+
+
+@pytest.mark.slow
+def test_default_imputer_beats_knn_on_digits(digits):
+    """The default imputer (a masked autoencoder trained on the incomplete data) against
+    KNNImputer on held-out digits, half the pixels missing at random. Chosen on a validation split
+    of the training digits (RMSE 0.186 vs 0.202 for KNN at 100 epochs); here (seed 0) 0.181 vs 0.204.
+    The previous default (an AE trained on mean-filled data, same budget) scores 0.248: it loses."""
+    X_train, _, X_test, _ = digits
+    Xm_train, Xm_test = _with_missing(X_train, 0.5, seed=3), _with_missing(X_test, 0.5, seed=4)
+    miss = np.isnan(Xm_test)
+
+    def rmse(imputer):
+        out = imputer.fit(Xm_train).transform(Xm_test)
+        np.testing.assert_array_equal(out[~miss], Xm_test[~miss])
+        return np.sqrt(((out - X_test)[miss] ** 2).mean())
+
+    knn = rmse(KNNImputer())
+    assert rmse(AutoencoderImputer(epochs=100, random_state=0, device="cpu")) < 0.97 * knn
 
 
 def test_imputer_sampling_strategy_and_pipeline(digits):
@@ -313,6 +333,34 @@ def test_sample_grid_and_class_conditional_sampling(vae, digits, tmp_path):
     path = image_grid(grid, tmp_path / "grid.png", ncols=6, scale=2, padding=1)
     with Image.open(path) as im:
         assert im.size == (2 * (6 * 9 + 1), 2 * (2 * 9 + 1))
+
+
+def _classifier_score(p: np.ndarray) -> float:
+    """exp(E_x KL(p(y|x) || p(y))): the Inception-score formula with a digits classifier."""
+    py = p.mean(0)
+    return float(np.exp((p * (np.log(p + 1e-12) - np.log(py + 1e-12))).sum(1).mean()))
+
+
+@pytest.mark.slow
+def test_cvae_samples_are_the_requested_class_and_score_above_the_vae(digits):
+    """Issue 10's conditional generation on digits: samples recognised as the requested class at
+    least 90% of the time by a classifier fitted on the real digits, with a classifier score above
+    the VAE's at the same budget and above the same CVAE's N(0, I)-prior samples. Measured (seeds
+    0-3): accuracy 1.0; scores 7.4-8.1 (fitted codes), 5.6-6.9 (prior codes), 2.0-2.1 (VAE)."""
+    X_train, y_train, _, _ = digits
+    clf = LogisticRegression(max_iter=3000).fit(X_train, y_train)
+    labels = np.repeat(np.arange(10), 30)
+    kw = {**SMALL, "latent_dim": 16, "epochs": 30}
+
+    def judged(est, y=None):
+        s = est.sample(300, y=y, random_state=0)
+        return (clf.predict(s) == labels).mean(), _classifier_score(clf.predict_proba(s))
+
+    acc, score = judged(aekit.ConditionalVAE(**kw).fit(X_train, y_train), labels)
+    _, prior_score = judged(aekit.ConditionalVAE(sample_codes="prior", **kw).fit(X_train, y_train), labels)
+    _, vae_score = judged(aekit.VAE(**kw).fit(X_train))
+    assert acc >= 0.9, acc
+    assert score > max(vae_score, prior_score), (score, vae_score, prior_score)
 
 
 # --- denoising, reduction, probes ----------------------------------------------------------------

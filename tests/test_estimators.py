@@ -186,3 +186,25 @@ def test_conditional_vae_infers_labels_by_the_elbo_not_the_score_at_the_posterio
             at_mean[c] = float((cvae.model_.log_likelihood(x, level.mu_q, yc) - level.kl_per_dim().sum(1)).mean())
     assert elbo[1] > elbo[0] + 10 and at_mean[0] > at_mean[1] + 5  # the two rankings disagree here
     assert cvae.predict(np.zeros((5, 8))).tolist() == [1] * 5
+
+
+@pytest.mark.slow
+def test_conditional_vae_samples_are_recognised_as_their_class(digits):
+    """sample(n, y) decodes codes from a Gaussian fitted per class to the training codes: a
+    classifier trained on real digits recognises the requested class. Measured with these
+    settings (seeds 0-2): 0.98-1.00; the same models decoding N(0, I) draws (the previous
+    sampling, ``sample_codes="prior"``) reach 0.60-0.64."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = digits
+    clf = LogisticRegression(max_iter=2000).fit(X, y)
+    labels = np.repeat(np.arange(10), 50)
+    cvae = aekit.ConditionalVAE(latent_dim=32, hidden_dims=(64,), epochs=20, random_state=0, device="cpu").fit(X, y)
+    S = cvae.sample(500, y=labels, random_state=0)
+    assert np.mean(clf.predict(S) == labels) >= 0.95
+    # "prior" decodes N(0, I) draws: exactly inverse_transform of the same draws
+    prior = aekit.ConditionalVAE(latent_dim=32, hidden_dims=(64,), epochs=20, random_state=0, device="cpu",
+                                 sample_codes="prior").fit(X, y)
+    z = torch.randn((500, 32), generator=torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_allclose(prior.sample(500, y=labels, random_state=0), prior.inverse_transform(z, labels), atol=1e-6)
+    assert np.mean(clf.predict(prior.inverse_transform(z, labels)) == labels) < 0.9

@@ -451,6 +451,27 @@ def test_cvae_samples_follow_the_label(model_factory, digits_train):
     assert acc > 0.8, acc
 
 
+def test_cvae_code_prior_is_the_per_class_gaussian_of_the_posterior_means(model_factory, digits_train):
+    X, y = digits_train
+    X, y = X[:300], y[:300].clone()
+    y[y == 9] = 8  # class 9 absent: it keeps N(0, I)
+    model = model_factory("cvae").eval()
+    model.on_train_end(X, y)
+    with torch.no_grad():
+        mu = model.posterior(X, y)[0].double()
+    for c in (0, 8):
+        Zc = mu[y == c]
+        torch.testing.assert_close(model.code_mean[c].double(), Zc.mean(0), rtol=1e-5, atol=1e-5)
+        cov = torch.cov(Zc.T) + 1e-3 * torch.eye(Zc.shape[1], dtype=Zc.dtype)
+        L = model.code_scale_tril[c].double()
+        torch.testing.assert_close(L @ L.T, cov, rtol=1e-4, atol=1e-5)
+    assert torch.equal(model.code_mean[9], torch.zeros(4)) and torch.equal(model.code_scale_tril[9], torch.eye(4))
+    # samples of class c decode draws from N(code_mean[c], L L^T)
+    eps = torch.randn((5, 4), generator=gen(0))
+    z = model.code_mean[3] + eps @ model.code_scale_tril[3].T
+    torch.testing.assert_close(model.sample(5, 3, generator=gen(0)), model.decode(z, torch.full((5,), 3)))
+
+
 # ---------------------------------------------------------------------------- VQ-VAE
 
 
@@ -567,3 +588,56 @@ def test_linear_autoencoder_spans_the_pca_subspace(model_factory, digits_train):
     # and not merely some k-dimensional subspace: the 6th component lies outside it
     sixth = PCA(k + 1).fit(Xc).components_[k:].T
     assert np.degrees(subspace_angles(W, sixth)).min() > 80
+
+
+# ---------------------------------------------------------------------------- masked (missing values)
+
+
+def _with_nans(X: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
+    return torch.where(torch.rand(X.shape, generator=gen(seed)) < rate, torch.nan, X)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_masked_loss_counts_observed_entries_only(arch, model_factory, batch):
+    X, _ = batch
+    Xm = _with_nans(X, 0.3, 0)
+    seen = ~torch.isnan(Xm)
+    model = model_factory("masked", arch).eval()
+    with torch.no_grad():
+        out = model(Xm)
+        # eval: the squared error of the observed entries, whatever the model puts in the gaps
+        by_hand = (((out.x_hat - X) ** 2) * seen).flatten(1).sum(1)
+        torch.testing.assert_close(out.parts["recon"], by_hand)
+        assert torch.isfinite(out.x_hat).all() and torch.isfinite(model.reconstruct(Xm)).all()
+        # the encoder reads the mask: a NaN is not the same as an observed 0
+        assert not torch.allclose(model.encode(Xm), model.encode(torch.nan_to_num(Xm, 0.0)))
+    model.train()
+    out = model(Xm, generator=gen(1))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_masked_hiding_covers_observed_entries_only(model_factory, batch):
+    X, _ = batch
+    seen = ~torch.isnan(_with_nans(X, 0.3, 0))
+    for hide in ("rows", "random", "mixed"):
+        model = model_factory("masked", hide=hide, hide_rate=0.8)
+        visible = model.hide(seen, gen(2))
+        assert not (visible & ~seen).any(), hide  # never shows an entry that is missing
+        assert (seen & ~visible).any(), hide  # and hides some observed ones
+    # rows: a row keeps exactly what it and another row of the batch both observe
+    model = model_factory("masked", hide="rows")
+    visible = model.hide(seen, gen(3))
+    others = seen[torch.randperm(len(seen), generator=gen(3))]
+    assert torch.equal(visible, seen & others)
+    # random: about hide_rate / 2 of the observed entries are hidden on average
+    model = model_factory("masked", hide="random", hide_rate=0.6)
+    full = torch.ones(4000, 1, 8, 8, dtype=torch.bool)
+    assert abs((~model.hide(full, gen(4))).float().mean() - 0.3) < 0.02
+
+
+def test_masked_config_checks(model_factory):
+    for bad in ({"hide": "columns"}, {"hide_rate": 1.5}, {"visible_weight": -1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            model_factory("masked", **bad)

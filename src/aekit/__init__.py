@@ -23,7 +23,8 @@ _EXPORTS = {
     **dict.fromkeys(
         ["AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
          "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
-         "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load", "estimator_class"],
+         "MaskedAutoEncoder", "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load",
+         "estimator_class"],
         "aekit.estimators",
     ),
     **dict.fromkeys(["AnomalyDetector", "AutoencoderImputer", "Codec", "LatentIndex"], "aekit.apps"),
@@ -36,7 +37,8 @@ _EXPORTS = {
 __all__ = [
     "__version__", "AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
     "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
-    "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load", "estimator_class",
+    "MaskedAutoEncoder", "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load",
+    "estimator_class",
     "AnomalyDetector", "AutoencoderImputer",
     "Codec", "LatentIndex", "build_model", "model_names", "Dataset", "DatasetNotFoundError", "available_datasets",
     "binarize", "load_dataset", "compare",
@@ -73,6 +75,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         HierarchicalVAE,
         IWAE,
         InfoVAE,
+        MaskedAutoEncoder,
         RegularizedAutoEncoder,
         SparseAutoEncoder,
         VampPriorVAE,

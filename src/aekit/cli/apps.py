@@ -77,9 +77,10 @@ def add_commands(sub) -> None:
     de.set_defaults(func=_cmd_detect)
 
     im = app_parser(sub, "impute", "fill the missing values (NaN) of data with a run's model",
-                     "Fill the NaNs of DATA with the run's model (AutoencoderImputer over it): start from each "
-                     "feature's observed mean, then repeat 'reconstruct, overwrite the missing values'. Observed "
-                     "values are written unchanged.")
+                     "Fill the NaNs of DATA with the run's model (AutoencoderImputer over it): a masked model "
+                     "(--model masked) fills them in one pass from each row's observed values; any other starts "
+                     "from each feature's observed mean, then repeats 'reconstruct, overwrite the missing values'. "
+                     "Observed values are written unchanged.")
     im.add_argument("-o", "--output", required=True, metavar="FILE", help="the filled data: .npy, or .csv for tables")
     im.add_argument("--n-iter", type=positive_int, default=10, metavar="N",
                     help="reconstruct-and-replace rounds, or the chain length for --strategy sample (default: 10)")

@@ -11,6 +11,7 @@ __all__ = [
     "DenoisingAutoEncoder",
     "SparseAutoEncoder",
     "ContractiveAutoEncoder",
+    "MaskedAutoEncoder",
     "VAE",
     "ConditionalVAE",
     "HierarchicalVAE",
@@ -96,6 +97,31 @@ class ContractiveAutoEncoder(*bases_for("contractive")):
     _model = "contractive"
 
 
+class MaskedAutoEncoder(*bases_for("masked")):
+    """Autoencoder for incomplete data: NaNs in X are missing values (the model behind
+    :class:`aekit.apps.AutoencoderImputer`).
+
+    The encoder sees the observed values and the mask of which entries are observed; training
+    hides a further share of the observed entries and scores the reconstruction on observed
+    entries only, so ``reconstruct`` fills NaNs with an estimate of E[missing | observed] in one
+    pass. ``fit``, ``transform``, ``reconstruct`` and ``score_samples`` accept NaNs (infinities
+    are still errors); standardization uses the observed entries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from aekit import MaskedAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> X_missing = np.where(np.random.default_rng(0).random(X.shape) < 0.25, np.nan, X)
+    >>> mae = MaskedAutoEncoder(epochs=5, random_state=0).fit(X_missing)
+    >>> bool(np.isnan(mae.reconstruct(X_missing)).any())
+    False
+    """
+
+    _model = "masked"
+
+
 class VAE(*bases_for("vae")):
     """Variational autoencoder (loss = -ELBO in nats per sample).
 
@@ -119,7 +145,9 @@ class ConditionalVAE(*bases_for("cvae")):
 
     ``fit(X, y)`` needs y. ``transform``/``reconstruct``/``score_samples`` use y when given;
     without it, each sample's label is inferred as the class with the highest ELBO (``predict``).
-    ``sample(n, y=label)`` generates from one class (or n labels).
+    ``sample(n, y=label)`` generates from one class (or n labels): by default it decodes codes
+    drawn from a Gaussian fitted per class to the training codes after training
+    (``sample_codes="fitted"``; ``"prior"`` draws from N(0, I)).
 
     Examples
     --------

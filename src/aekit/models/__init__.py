@@ -14,6 +14,7 @@ from .factorvae import FactorVAE, FactorVAEConfig
 from .hvae import HVAE, HVAEConfig
 from .infovae import InfoVAE, InfoVAEConfig
 from .iwae import IWAE, IWAEConfig
+from .masked import MaskedAE, MaskedConfig
 from .rae import RAE, RAEConfig
 from .sparse import SparseAE, SparseConfig
 from .vae import VAE, VAEConfig
@@ -28,5 +29,5 @@ __all__ = [
     "HVAE", "HVAEConfig", "IWAE", "IWAEConfig", "VQVAE", "VQVAEConfig", "BetaTCVAE", "BetaTCVAEConfig",
     "FactorVAE", "FactorVAEConfig",
     "InfoVAE", "InfoVAEConfig", "VampPriorVAE", "VampPriorConfig", "WAE", "WAEConfig", "RAE", "RAEConfig",
-    "AAE", "AAEConfig",
+    "AAE", "AAEConfig", "MaskedAE", "MaskedConfig",
 ]

@@ -20,7 +20,8 @@ __all__ = [
 ]
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
-CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical", "adversarial")
+CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical", "adversarial",
+                "handles_missing")
 
 
 @dataclass
@@ -121,25 +122,27 @@ class AEOutput:
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def reconstruction_loss(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None) -> torch.Tensor:
+def reconstruction_loss(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None,
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample reconstruction loss (B,) from a decoder output (B, ...).
 
     kind ``"mse"``: out is the mean; ``"bce"``: out are Bernoulli logits; ``"gaussian"``: out is the
-    mean of N(out, exp(logvar)).
+    mean of N(out, exp(logvar)). ``weight`` (like x) weighs each entry's term (0 leaves it out).
     """
     if kind == "mse":
-        return losses.mse(out, x)
+        return losses.mse(out, x, weight)
     if kind == "bce":
-        return losses.bce_with_logits(out, x)
+        return losses.bce_with_logits(out, x, weight)
     if kind == "gaussian":
-        return losses.gaussian_nll(x, out, logvar)
+        return losses.gaussian_nll(x, out, logvar, weight)
     raise ValueError(f"unknown reconstruction loss {kind!r}; use one of {RECON_LOSSES}")
 
 
-def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None):
+def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None,
+                   weight: torch.Tensor | None = None):
     """Per-sample reconstruction loss and data-space reconstruction from a decoder output:
     (loss (B,), x_hat (B, ...)); see :func:`reconstruction_loss`."""
-    return reconstruction_loss(kind, out, x, logvar), to_data_space(kind, out)
+    return reconstruction_loss(kind, out, x, logvar, weight), to_data_space(kind, out)
 
 
 def to_data_space(kind: str, out: torch.Tensor) -> torch.Tensor:
@@ -211,6 +214,7 @@ class Autoencoder(nn.Module):
     conditional: ClassVar[bool] = False  # needs class labels y in every call
     quantised: ClassVar[bool] = False  # discrete codes: encode_indices(), decode_indices()
     hierarchical: ClassVar[bool] = False  # several stochastic levels, a KL per level (kl_1, kl_2, ...)
+    handles_missing: ClassVar[bool] = False  # NaN entries of x are missing values: seen as a mask, left out of the loss
     # A second player (a discriminator) trains beside the model, in a parameter group of its own:
     # its loss is the part "discriminator", added to the loss in training only; the model's
     # adversarial term is a game value against the current discriminator, which need not fall.

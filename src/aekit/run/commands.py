@@ -177,9 +177,11 @@ class Imputed:
 def impute_run(run_dir: str | Path, data: str | Path, *, n_iter: int = 10, strategy: str = "reconstruct",
                seed: int = 0, split: str = DEFAULT_SPLIT, limit: int | None = None, data_root=None) -> Imputed:
     """Fill the NaNs of ``data`` with a run's model (:class:`aekit.apps.AutoencoderImputer` over
-    the fitted estimator): start from each feature's observed mean in ``data``, then ``n_iter``
-    rounds of "reconstruct, overwrite the missing entries"; ``strategy="sample"`` (vae only)
-    runs the Metropolis-within-Gibbs sampler seeded by ``seed``. Only NaNs change."""
+    the fitted estimator): a model that handles missing values (``masked``) fills them in one
+    pass from each row's observed values; any other starts from each feature's observed mean in
+    ``data``, then ``n_iter`` rounds of "reconstruct, overwrite the missing entries";
+    ``strategy="sample"`` (vae only) runs the Metropolis-within-Gibbs sampler seeded by
+    ``seed``. Only NaNs change."""
     from ..apps import AutoencoderImputer
 
     est = load_estimator(run_dir)
