@@ -43,11 +43,11 @@ def loss_floor(model, X) -> float:
 
 
 def test_registry_has_every_family():
-    expected = {"ae", "denoising", "sparse", "contractive", "vae", "cvae", "hvae", "vqvae", "masked"}
+    expected = {"ae", "denoising", "sparse", "contractive", "vae", "cvae", "hvae", "iwae", "vqvae", "masked"}
     assert expected <= set(NAMES)
     assert set(GENERATIVE) >= {"vae", "cvae", "hvae", "vqvae"}
     assert CONDITIONAL == ["cvae"]
-    assert set(VARIATIONAL) >= {"vae", "cvae", "hvae"} and "vqvae" not in VARIATIONAL
+    assert set(VARIATIONAL) >= {"vae", "cvae", "hvae", "iwae"} and "vqvae" not in VARIATIONAL
     assert QUANTISED == ["vqvae"]
     assert [n for n in NAMES if MODELS[n].handles_missing] == ["masked"]
     for n in NAMES:

@@ -161,6 +161,33 @@ def test_conditional_vae_labels(digits):
     assert acc > 0.5, acc
 
 
+def test_conditional_vae_infers_labels_by_the_elbo_not_the_score_at_the_posterior_mean():
+    """Label inference ranks classes by the ELBO, E_q[log p(x|z,y)] - KL. A model is set up by hand
+    where the two differ: class 0's posterior is N(0, I) (no KL), class 1's is N(0, e^-3 I) (KL 8.2
+    nats); the decoder is 3 z. At z = mu both reconstruct x = 0 equally, so scoring at the mean
+    picks class 0; the ELBO pays class 0's wide posterior (E[4.5 |z|^2] = 36 nats against 1.8) and
+    picks class 1."""
+    rng = np.random.default_rng(0)
+    cvae = aekit.ConditionalVAE(latent_dim=8, hidden_dims=(), likelihood="gaussian", gaussian_std=1.0,
+                                standardize=False, epochs=1, random_state=0, device="cpu")
+    cvae.fit(rng.normal(size=(64, 8)), np.arange(64) % 2)
+    enc, dec = cvae.model_.encoder.out, cvae.model_.decoder.out  # (no hidden layers: one linear map each)
+    with torch.no_grad():
+        for p in (*enc.parameters(), *dec.parameters()):
+            p.zero_()
+        enc.weight[8:, 8 + 1] = -3.0  # log-variance -3 for class 1, 0 for class 0; mean 0 for both
+        dec.weight[:, :8] = 3.0 * torch.eye(8)  # x_hat = 3 z, whatever the class
+    x, elbo, at_mean = torch.zeros(5, 8), {}, {}
+    with torch.no_grad():
+        for c in (0, 1):
+            yc = torch.full((5,), c)
+            elbo[c] = float(sum(cvae.model_.elbo(x, yc).mean() for _ in range(50))) / 50
+            (level,) = cvae.model_.posterior_levels(x, yc, sample=False)  # log p(x | z = mu, y) - KL
+            at_mean[c] = float((cvae.model_.log_likelihood(x, level.mu_q, yc) - level.kl_per_dim().sum(1)).mean())
+    assert elbo[1] > elbo[0] + 10 and at_mean[0] > at_mean[1] + 5  # the two rankings disagree here
+    assert cvae.predict(np.zeros((5, 8))).tolist() == [1] * 5
+
+
 @pytest.mark.slow
 def test_conditional_vae_samples_are_recognised_as_their_class(digits):
     """sample(n, y) decodes codes from a Gaussian fitted per class to the training codes: a

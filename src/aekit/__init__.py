@@ -22,7 +22,7 @@ passive_openmp()  # before torch loads OpenMP: see aekit._threads
 _EXPORTS = {
     **dict.fromkeys(
         ["AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
-         "ConditionalVAE", "HierarchicalVAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
+         "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
          "MaskedAutoEncoder", "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load",
          "estimator_class"],
         "aekit.estimators",
@@ -36,7 +36,7 @@ _EXPORTS = {
 
 __all__ = [
     "__version__", "AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
-    "ConditionalVAE", "HierarchicalVAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
+    "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
     "MaskedAutoEncoder", "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load",
     "estimator_class",
     "AnomalyDetector", "AutoencoderImputer",
@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         DenoisingAutoEncoder,
         FactorVAE,
         HierarchicalVAE,
+        IWAE,
         InfoVAE,
         MaskedAutoEncoder,
         RegularizedAutoEncoder,

@@ -44,7 +44,7 @@ def add_commands(sub) -> None:
                      "DCI. Prints a table and writes RUN_DIR/evaluation.json.")
     ev.add_argument("--nll-samples", type=count, default=0, metavar="K",
                     help="importance samples per data point for the NLL (variational models; 0 skips it, the "
-                         "default; costs K forward passes per sample)")
+                         "default; costs K decoder passes per sample; shows a progress bar)")
     ev.set_defaults(func=_cmd_evaluate)
 
     dn = app_parser(sub, "denoise", "denoise data with a run's model",
@@ -142,9 +142,11 @@ def add_commands(sub) -> None:
 def _cmd_evaluate(args) -> int:
     from ..run import evaluate_run
 
-    what = f"estimating the NLL with {args.nll_samples} importance samples" if args.nll_samples else "evaluating"
-    with working(f"{what} on {args.data}..."):
-        r = evaluate_run(args.run_dir, args.data, nll_samples=args.nll_samples, **data_kwargs(args))
+    if args.nll_samples:  # long: a progress bar with the time remaining instead of a spinner
+        r = evaluate_run(args.run_dir, args.data, nll_samples=args.nll_samples, progress=True, **data_kwargs(args))
+    else:
+        with working(f"evaluating on {args.data}..."):
+            r = evaluate_run(args.run_dir, args.data, **data_kwargs(args))
     print(f"evaluation of {args.run_dir} on {args.data} ({args.split}, {r['n_samples']} samples)")
     print_metrics(r)
     print(f"wrote {Path(args.run_dir) / 'evaluation.json'}")

@@ -49,6 +49,7 @@ class FitSettings:
     epochs: int = option(100, "passes over the training data")
     batch_size: int = option(64, "samples per gradient step")
     lr: float = option(1e-3, "AdamW learning rate")
+    lr_schedule: str = option("constant", "learning-rate schedule: constant, or cosine (anneals lr to 0 over the epochs, step by step)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     validation_fraction: float = option(0.1, "fraction of X held out to report a validation loss (0 for none)")
     early_stopping: bool = option(False, "stop when the validation loss stalls for `patience` epochs; keep the best weights")
@@ -72,7 +73,7 @@ class FitSettings:
 
 FIT_PARAMS = params_of(FitSettings)
 # Of those, the ones that go to the training loop (the rest are the estimator's own).
-TRAIN_PARAMS = ("epochs", "batch_size", "lr", "weight_decay", "validation_fraction", "early_stopping", "patience",
+TRAIN_PARAMS = ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "validation_fraction", "early_stopping", "patience",
                 "grad_clip", "on_nonfinite", "threads")
 
 
@@ -547,7 +548,9 @@ class _Conditional:
         return torch.cat(best)
 
     def predict(self, X):
-        """The class whose conditional model explains each sample best (highest ELBO)."""
+        """The class whose conditional model explains each sample best: the highest ELBO (for a
+        variational family; estimated from ``_infer_samples`` posterior draws per class, the same
+        draws for every class), not the score at the posterior mean."""
         check_is_fitted(self)
         return self.classes_[self._infer(self._validate_X(X, reset=False)).numpy()]
 

@@ -63,7 +63,7 @@ def generate_run(run_dir: str | Path, n: int = 64, *, seed: int = 0, label=None)
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path, split: str = DEFAULT_SPLIT, nll_samples: int = 0,
-                 limit: int | None = None, data_root=None) -> dict[str, Any]:
+                 limit: int | None = None, data_root=None, progress: bool = False) -> dict[str, Any]:
     """Evaluate a run's fitted model on ``data`` and write ``run_dir/evaluation.json``.
 
     The estimator is read with ``aekit.load(run_dir)`` and the data reach its model exactly as in
@@ -77,6 +77,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = DEFAULT_SPL
     split : "test" (a user file: all of it), "train" or "all".
     nll_samples : importance samples K for the NLL (variational models); 0 skips it.
     limit : evaluate on the first ``limit`` samples only.
+    data_root : folder of the MNIST-style IDX files, as for ``fit_run``.
+    progress : show a progress bar while the NLL is estimated.
 
     Returns
     -------
@@ -88,7 +90,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = DEFAULT_SPL
     run_dir = Path(run_dir)
     est = load_estimator(run_dir)
     X, y, _, factors, factor_names = run_data(est, data, split, limit, root=data_root)
-    result = evaluate_estimator(est, X, y, nll_samples=nll_samples, factors=factors, factor_names=factor_names)
+    result = evaluate_estimator(est, X, y, nll_samples=nll_samples, factors=factors, factor_names=factor_names,
+                                progress=progress)
     result.update({"nll_samples": nll_samples, "data": data_source(data), "split": split, "limit": limit,
                    "run_dir": str(run_dir)})
     write_json(run_dir / EVALUATION_NAME, result)
