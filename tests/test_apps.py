@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.decomposition import PCA
+from sklearn.impute import KNNImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -150,6 +151,25 @@ def test_imputer_fills_only_nans_and_beats_column_means(digits):
     assert rmse < 0.8 * rmse_mean, (rmse, rmse_mean)
 
 
+@pytest.mark.slow
+def test_default_imputer_beats_knn_on_digits(digits):
+    """The default imputer (a masked autoencoder trained on the incomplete data) against
+    KNNImputer on held-out digits, half the pixels missing at random. Chosen on a validation split
+    of the training digits (RMSE 0.186 vs 0.202 for KNN at 100 epochs); here (seed 0) 0.181 vs 0.204.
+    The previous default (an AE trained on mean-filled data, same budget) scores 0.248: it loses."""
+    X_train, _, X_test, _ = digits
+    Xm_train, Xm_test = _with_missing(X_train, 0.5, seed=3), _with_missing(X_test, 0.5, seed=4)
+    miss = np.isnan(Xm_test)
+
+    def rmse(imputer):
+        out = imputer.fit(Xm_train).transform(Xm_test)
+        np.testing.assert_array_equal(out[~miss], Xm_test[~miss])
+        return np.sqrt(((out - X_test)[miss] ** 2).mean())
+
+    knn = rmse(KNNImputer())
+    assert rmse(AutoencoderImputer(epochs=100, random_state=0, device="cpu")) < 0.97 * knn
+
+
 def test_imputer_sampling_strategy_and_pipeline(digits):
     X_train, y_train, X_test, y_test = digits
     imp = AutoencoderImputer("vae", strategy="sample", n_iter=20, latent_dim=8, epochs=20, **SMALL)
@@ -205,21 +225,167 @@ def test_precision_at_k_by_label(ae, digits):
 
 def test_anomaly_detector_flags_planted_noise_images(digits):
     X_train, _, X_test, _ = digits
-    det = AnomalyDetector(contamination=0.1, latent_dim=8, epochs=20, **SMALL).fit(X_train)
+    det = AnomalyDetector(contamination=0.1, latent_dim=8, epochs=20, n_models=1, **SMALL).fit(X_train)
+    assert det.scoring_ == "reconstruction_knn" and len(det.estimators_) == 1
     noise = np.random.default_rng(0).random((40, 64)).astype(np.float32)
     X = np.concatenate([X_test, noise])
     is_outlier = np.r_[np.zeros(len(X_test)), np.ones(len(noise))]
     assert roc_auc_score(is_outlier, -det.score_samples(X)) > 0.9
-    pred = det.predict(X_train)
-    assert set(np.unique(pred)) == {-1, 1}
-    assert abs((pred == -1).mean() - 0.1) <= 1 / len(X_train)
+    # the threshold flags `contamination` of the training scores (k-NN part leave-one-out)
+    assert abs((det.training_scores_ < det.offset_).mean() - 0.1) <= 1 / len(X_train)
+    assert set(np.unique(det.predict(X))) == {-1, 1}
     np.testing.assert_allclose(det.decision_function(X), det.score_samples(X) - det.threshold_)
     assert (det.predict(noise) == -1).mean() > 0.9
 
 
+def _one_class_digits(c):
+    """Digits one-class split: fit on the training images of class c; the test set's other
+    classes are the anomalies. Images (n, 1, 8, 8)."""
+    tr, te = aekit.load_dataset("digits"), aekit.load_dataset("digits", split="test")
+    return tr.X[tr.y == c], te.X, (te.y != c).astype(int)
+
+
+def _pca_error(X_fit, X):
+    pca = PCA(0.9, random_state=0).fit(X_fit)
+    return ((pca.inverse_transform(pca.transform(X)) - X) ** 2).sum(1)
+
+
+@pytest.mark.slow
+def test_default_detector_beats_isolation_forest_and_pca_on_digits_one_class():
+    from sklearn.ensemble import IsolationForest
+
+    X_fit, X_test, is_anomaly = _one_class_digits(3)
+    det = AnomalyDetector(random_state=0).fit(X_fit)  # the defaults: nothing tuned
+    assert det.scoring_ == "reconstruction" and det.estimator_.architecture == "conv"  # few images
+    ours = roc_auc_score(is_anomaly, -det.score_samples(X_test))
+    flat_fit, flat_test = X_fit.reshape(len(X_fit), -1), X_test.reshape(len(X_test), -1)
+    forest = roc_auc_score(is_anomaly, -IsolationForest(random_state=0).fit(flat_fit).score_samples(flat_test))
+    pca = roc_auc_score(is_anomaly, _pca_error(flat_fit, flat_test))
+    assert ours > max(forest, pca) and ours > 0.99, (ours, forest, pca)
+
+
+def _planted_dependency_anomalies(seed=0, n_fit=200, n_test=200, n_anomalies=40, noise=0.05):
+    """Rows on a 2-D torus in 8 dimensions (cos and sin of t, 2t, s and t + s) plus noise: full
+    rank, so no linear subspace holds them. Anomalies keep every feature's marginal
+    distribution but break the dependencies between features (each column shuffled on its own)."""
+    rng = np.random.default_rng(seed)
+
+    def rows(n):
+        t, u = rng.uniform(0, 2 * np.pi, size=(2, n, 1))
+        angles = np.concatenate([t, 2 * t, u, t + u], axis=1)  # (n, 4)
+        return np.concatenate([np.cos(angles), np.sin(angles)], axis=1) + noise * rng.normal(size=(n, 8))
+
+    X, P = rows(n_fit + n_test), rows(n_anomalies)
+    anomalies = np.stack([rng.permutation(P[:, j]) for j in range(P.shape[1])], axis=1)
+    X_test = np.concatenate([X[n_fit:], anomalies]).astype(np.float32)
+    return X[:n_fit].astype(np.float32), X_test, np.r_[np.zeros(n_test), np.ones(n_anomalies)].astype(int)
+
+
+@pytest.mark.slow
+def test_default_detector_beats_isolation_forest_and_pca_on_broken_dependencies():
+    from sklearn.ensemble import IsolationForest
+
+    X_fit, X_test, is_anomaly = _planted_dependency_anomalies()
+    det = AnomalyDetector(random_state=0).fit(X_fit)
+    assert det.scoring_ == "reconstruction_knn" and len(det.estimators_) == 3
+    ours = roc_auc_score(is_anomaly, -det.score_samples(X_test))
+    forest = roc_auc_score(is_anomaly, -IsolationForest(random_state=0).fit(X_fit).score_samples(X_test))
+    pca = roc_auc_score(is_anomaly, _pca_error(X_fit, X_test))
+    assert ours > max(forest, pca) + 0.02, (ours, forest, pca)
+
+
+def test_latent_knn_scores_distance_to_the_training_codes(digits):
+    X_train, _, X_test, _ = digits
+    ae = aekit.AutoEncoder(latent_dim=4, epochs=3, **SMALL).fit(X_train)
+    det = AnomalyDetector(ae, scoring="latent_knn", n_neighbors=3, contamination=0.1).fit(X_train)
+    Z, Zq = ae.transform(X_train), ae.transform(X_test[:20])
+    d = np.sqrt(((Zq[:, None, :].astype(np.float64) - Z[None]) ** 2).sum(-1))  # (20, n)
+    np.testing.assert_allclose(det.score_samples(X_test[:20]), -np.sort(d, axis=1)[:, :3].mean(1), rtol=1e-5)
+    # the threshold comes from leave-one-out training scores: each sample against the others
+    d_train = np.sqrt(((Z[:, None, :].astype(np.float64) - Z[None]) ** 2).sum(-1))
+    loo = -np.sort(d_train, axis=1)[:, 1:4].mean(1)
+    assert det.offset_ == pytest.approx(np.percentile(loo, 10), rel=1e-5)
+
+
+def test_reconstruction_knn_adds_the_robustly_standardized_error_and_input_distance(digits):
+    X_train, _, X_test, _ = digits
+    X_train = X_train[:300]
+    det = AnomalyDetector(scoring="reconstruction_knn", n_models=1, n_neighbors=3, epochs=2, latent_dim=4, **SMALL).fit(X_train)
+    est = det.estimator_
+    err = lambda A: (((est.reconstruct(A) - A) / est.scale_) ** 2).mean(1)  # (n,)
+    U = lambda A: ((A - est.mean_) / est.scale_).astype(np.float64)  # the models' standardized units
+    d_train = np.sqrt(((U(X_train)[:, None] - U(X_train)[None]) ** 2).sum(-1))
+    d_test = np.sqrt(((U(X_test[:30])[:, None] - U(X_train)[None]) ** 2).sum(-1))
+    knn_train, knn_test = np.sort(d_train, 1)[:, 1:4].mean(1), np.sort(d_test, 1)[:, :3].mean(1)  # training: leave-one-out
+    rz = lambda s, ref: (s - np.median(ref)) / np.subtract(*np.percentile(ref, [75, 25]))
+    expected = rz(err(X_test[:30]), err(X_train)) + rz(knn_test, knn_train)
+    np.testing.assert_allclose(det.score_samples(X_test[:30]), -expected, rtol=1e-3, atol=1e-3)
+
+
+def test_table_default_sees_rows_far_out_along_the_normal_manifold():
+    # normal rows on a line through 6-D space (plus noise); anomalies on the same line, far out:
+    # an autoencoder reconstructs them (they are on its manifold), the k-NN distance does not
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=6)
+    line = lambda t: t[:, None] * w + 0.05 * rng.normal(size=(len(t), 6))
+    X_fit, normal = line(rng.normal(size=300)), line(rng.normal(size=200))
+    far = line(rng.choice([-1, 1], 20) * rng.uniform(3.5, 5, 20))
+    X_test, is_anomaly = np.concatenate([normal, far]).astype(np.float32), np.r_[np.zeros(200), np.ones(20)]
+    auc = {s: roc_auc_score(is_anomaly, -AnomalyDetector(scoring=s, n_models=1, random_state=0).fit(X_fit.astype(np.float32))
+                            .score_samples(X_test)) for s in ("auto", "reconstruction")}
+    assert auc["auto"] > 0.95 and auc["auto"] > auc["reconstruction"] + 0.05, auc
+
+
+def test_auto_scoring_picks_latent_knn_for_many_images():
+    X = aekit.load_dataset("digits").X[:600]  # (600, 1, 8, 8)
+    det = AnomalyDetector(epochs=1, random_state=0).fit(X)
+    assert det.scoring_ == "latent_knn" and len(det.estimators_) == 1
+    assert det.estimator_.architecture == "conv" and det.estimator_.hidden_dims == (32, 64)
+    assert AnomalyDetector(epochs=1, random_state=0).fit(X.reshape(600, -1)).scoring_ == "reconstruction_knn"
+
+
+def test_ensemble_members_differ_and_scores_average_their_scaled_errors(digits):
+    X_train, _, X_test, _ = digits
+    det = AnomalyDetector(n_models=2, scoring="reconstruction", epochs=2, latent_dim=4, **SMALL).fit(X_train)
+    a, b = det.estimators_
+    assert a.random_state == 0 and b.random_state == 1
+    errors = []
+    for est in det.estimators_:
+        R = est.reconstruct(X_test).astype(np.float64)
+        z = (R - X_test) / est.scale_  # the detector measures error in standardized units
+        train = ((est.reconstruct(X_train) - X_train) / est.scale_) ** 2
+        errors.append((z**2).mean(1) / np.median(train.mean(1)))
+    np.testing.assert_allclose(det.score_samples(X_test), -np.mean(errors, axis=0), rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["ae", "denoising", "sparse", "contractive", "vae", "hvae", "vqvae"])
+def test_every_family_name_detects_on_images_and_tables(family):
+    X = aekit.load_dataset("digits").X[:120]  # (120, 1, 8, 8)
+    for data in (X, X.reshape(120, -1)):
+        det = AnomalyDetector(family, epochs=1, n_models=1, random_state=0).fit(data)
+        s = det.score_samples(data[:5])
+        assert s.shape == (5,) and np.isfinite(s).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"scoring": "density"}, "scoring"), ({"n_neighbors": 0}, "n_neighbors"), ({"n_models": 0}, "n_models"),
+     ({"n_models": "many"}, "n_models"), ({"contamination": 0.7}, "contamination")],
+)
+def test_anomaly_detector_rejects_bad_settings(kwargs, match):
+    X = np.random.default_rng(0).random((20, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        AnomalyDetector(epochs=1, **kwargs).fit(X)
+
+
+def test_a_fitted_estimator_cannot_be_an_ensemble(ae, digits):
+    with pytest.raises(ValueError, match="n_models"):
+        AnomalyDetector(ae, n_models=3).fit(digits[0][:50])
+
+
 def test_anomaly_detector_elbo_scoring(digits):
     X_train, _, X_test, _ = digits
-    det = AnomalyDetector("vae", scoring="elbo", latent_dim=4, epochs=10, **SMALL).fit(X_train)
+    det = AnomalyDetector("vae", scoring="elbo", latent_dim=4, epochs=10, n_models=1, **SMALL).fit(X_train)
     noise = np.random.default_rng(1).random((40, 64)).astype(np.float32)
     s = det.score_samples(np.concatenate([X_test, noise]))
     assert roc_auc_score(np.r_[np.zeros(len(X_test)), np.ones(40)], -s) > 0.9
@@ -228,14 +394,23 @@ def test_anomaly_detector_elbo_scoring(digits):
 
 
 _FAST_DETECTOR = {"model_params": {"epochs": 3, "batch_size": 32, "hidden_dims": (8,), "latent_dim": 2, "device": "cpu"}}
+# The k-NN scorings (latent_knn; reconstruction_knn, the default for tables) set the threshold on
+# leave-one-out training scores (as LocalOutlierFactor with novelty=True), so the training samples,
+# scored again with themselves in the index, are flagged less often than `contamination` says:
+# the checks that count outliers on the training data fail.
+_LOO_THRESHOLD = "threshold set on leave-one-out training scores (novelty semantics, like LOF(novelty=True))"
 
 
 @parametrize_with_checks(
-    [AnomalyDetector(**_FAST_DETECTOR), AnomalyDetector("vae", scoring="elbo", **_FAST_DETECTOR)],
+    [AnomalyDetector(n_models=1, **_FAST_DETECTOR), AnomalyDetector(scoring="reconstruction", n_models=1, **_FAST_DETECTOR),
+     AnomalyDetector("vae", scoring="elbo", n_models=1, **_FAST_DETECTOR),
+     AnomalyDetector(scoring="latent_knn", n_models=2, **_FAST_DETECTOR)],
     expected_failed_checks=lambda est: {
         # As for the estimators (tests/test_estimators.py): float32 models give results that agree
         # across batch sizes only to ~1 ulp, which this check's rtol=1e-7 rejects.
         "check_methods_subset_invariance": "float32 results differ by ~1 ulp across batch sizes",
+        **({"check_outliers_train": _LOO_THRESHOLD, "check_outliers_fit_predict": _LOO_THRESHOLD}
+           if est.scoring in ("auto", "latent_knn") else {}),
     },
 )
 def test_anomaly_detector_sklearn_contract(estimator, check):
@@ -313,6 +488,34 @@ def test_sample_grid_and_class_conditional_sampling(vae, digits, tmp_path):
     path = image_grid(grid, tmp_path / "grid.png", ncols=6, scale=2, padding=1)
     with Image.open(path) as im:
         assert im.size == (2 * (6 * 9 + 1), 2 * (2 * 9 + 1))
+
+
+def _classifier_score(p: np.ndarray) -> float:
+    """exp(E_x KL(p(y|x) || p(y))): the Inception-score formula with a digits classifier."""
+    py = p.mean(0)
+    return float(np.exp((p * (np.log(p + 1e-12) - np.log(py + 1e-12))).sum(1).mean()))
+
+
+@pytest.mark.slow
+def test_cvae_samples_are_the_requested_class_and_score_above_the_vae(digits):
+    """Issue 10's conditional generation on digits: samples recognised as the requested class at
+    least 90% of the time by a classifier fitted on the real digits, with a classifier score above
+    the VAE's at the same budget and above the same CVAE's N(0, I)-prior samples. Measured (seeds
+    0-3): accuracy 1.0; scores 7.4-8.1 (fitted codes), 5.6-6.9 (prior codes), 2.0-2.1 (VAE)."""
+    X_train, y_train, _, _ = digits
+    clf = LogisticRegression(max_iter=3000).fit(X_train, y_train)
+    labels = np.repeat(np.arange(10), 30)
+    kw = {**SMALL, "latent_dim": 16, "epochs": 30}
+
+    def judged(est, y=None):
+        s = est.sample(300, y=y, random_state=0)
+        return (clf.predict(s) == labels).mean(), _classifier_score(clf.predict_proba(s))
+
+    acc, score = judged(aekit.ConditionalVAE(**kw).fit(X_train, y_train), labels)
+    _, prior_score = judged(aekit.ConditionalVAE(sample_codes="prior", **kw).fit(X_train, y_train), labels)
+    _, vae_score = judged(aekit.VAE(**kw).fit(X_train))
+    assert acc >= 0.9, acc
+    assert score > max(vae_score, prior_score), (score, vae_score, prior_score)
 
 
 # --- denoising, reduction, probes ----------------------------------------------------------------
@@ -417,8 +620,10 @@ def test_extra_keywords_go_to_model_params_and_survive_clone(digits):
 
 def test_a_fitted_estimator_is_used_as_it_is(ae, digits):
     X_train, _, X_test, _ = digits
-    det = AnomalyDetector(ae, contamination=0.2).fit(X_test)  # only the threshold is learned
-    assert det.estimator_ is ae
+    det = AnomalyDetector(ae, contamination=0.2).fit(X_test)  # only the k-NN index and threshold are learned
+    assert det.estimator_ is ae and det.scoring_ == "reconstruction_knn"
+    assert abs((det.training_scores_ < det.threshold_).mean() - 0.2) <= 1 / len(X_test)
+    det = AnomalyDetector(ae, scoring="reconstruction", contamination=0.2).fit(X_test)
     assert abs((det.predict(X_test) == -1).mean() - 0.2) <= 1 / len(X_test)
     assert Codec(ae).fit(X_train).estimator_ is ae and LatentIndex(ae).fit(X_train).estimator_ is ae
     imp = AutoencoderImputer(ae).fit(_with_missing(X_test, 0.2))

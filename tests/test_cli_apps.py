@@ -164,6 +164,16 @@ def test_detect_writes_scores_and_flags_the_contamination(run, est, tmp_path, ca
     assert int(_number(r"(\d+) of 200 samples flagged", out)) == int((scores < threshold).sum())
 
 
+def test_detect_latent_knn_scores_each_sample_against_the_others(run, est, tmp_path, capsys):
+    out = _ok(capsys, ["detect", str(run), "--data", "digits", "--limit", "100", "--scoring", "latent_knn",
+                       "-o", str(tmp_path / "s.csv")])
+    scores = np.array([float(r["score"]) for r in _rows(tmp_path / "s.csv")])
+    Z = est.transform(_digits(100)).astype(np.float64)
+    d = np.sqrt(((Z[:, None] - Z[None]) ** 2).sum(-1))  # (100, 100), 0 on the diagonal
+    np.testing.assert_allclose(scores, -np.sort(d, axis=1)[:, 1:6].mean(1), rtol=1e-4)  # itself left out
+    assert "latent_knn score below" in out and int(_number(r"(\d+) of 100 samples flagged", out)) == 10
+
+
 # -- impute -------------------------------------------------------------------------------------------
 
 

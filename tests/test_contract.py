@@ -44,12 +44,13 @@ def loss_floor(model, X) -> float:
 
 
 def test_registry_has_every_family():
-    expected = {"ae", "denoising", "sparse", "contractive", "vae", "cvae", "hvae", "vqvae"}
+    expected = {"ae", "denoising", "sparse", "contractive", "vae", "cvae", "hvae", "iwae", "vqvae", "masked"}
     assert expected <= set(NAMES)
     assert set(GENERATIVE) >= {"vae", "cvae", "hvae", "vqvae"}
     assert CONDITIONAL == ["cvae"]
-    assert set(VARIATIONAL) >= {"vae", "cvae", "hvae"} and "vqvae" not in VARIATIONAL
+    assert set(VARIATIONAL) >= {"vae", "cvae", "hvae", "iwae"} and "vqvae" not in VARIATIONAL
     assert QUANTISED == ["vqvae"]
+    assert [n for n in NAMES if MODELS[n].handles_missing] == ["masked"]
     for n in NAMES:
         assert MODELS[n].name == n
 
@@ -228,7 +229,8 @@ def test_declared_capabilities_match_the_methods(name, model_factory, batch):
     model = model_factory(name).eval()
     yb = labels_for(model, y)
     caps = model.capabilities()
-    assert set(caps) == {"variational", "generative", "conditional", "quantised", "hierarchical", "adversarial"}
+    assert set(caps) == {"variational", "generative", "conditional", "quantised", "hierarchical", "adversarial",
+                         "handles_missing"}
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         score = model.score_samples(X, yb, generator=gen)
@@ -247,6 +249,11 @@ def test_declared_capabilities_match_the_methods(name, model_factory, batch):
         if caps["quantised"]:
             idx = model.encode_indices(X)
             assert torch.allclose(model.decode_indices(idx), model.reconstruct(X))
+        if caps["handles_missing"]:  # NaN = missing: scores, codes and reconstructions stay finite
+            Xm = X.clone()
+            Xm[:, :, :3, :3] = torch.nan
+            assert torch.isfinite(model.score_samples(Xm, yb, generator=gen)).all()
+            assert torch.isfinite(model.encode(Xm, yb)).all() and torch.isfinite(model.reconstruct(Xm, yb)).all()
 
 
 @pytest.mark.parametrize("name", [n for n in VARIATIONAL if not MODELS[n].hierarchical])

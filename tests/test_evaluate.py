@@ -20,7 +20,7 @@ from aekit.evaluate import evaluate, importance_weighted_nll
 from aekit.train import train
 
 BASE_KEYS = {"n_samples", "recon_mse", "psnr", "recon_bce"}
-VARIATIONAL_KEYS = {"elbo", "kl_per_dim", "latent_dim", "active_units", "posterior_collapse", "posterior_collapse_message"}
+VARIATIONAL_KEYS = {"elbo", "kl_total", "kl_per_dim", "latent_dim", "active_units", "posterior_collapse", "posterior_collapse_message"}
 QUANTISED_KEYS = {"codebook_usage", "perplexity"}
 
 
@@ -57,9 +57,9 @@ def test_keys_and_reconstruction_error_for_every_model(name):
     r = evaluate(model, X, y, batch_size=16)
     assert model.training, "evaluate must restore the model's mode"
     expected = set(BASE_KEYS)
-    if hasattr(model, "log_weight"):
-        expected |= VARIATIONAL_KEYS
-    if hasattr(model, "encode_indices"):
+    if model.variational:
+        expected |= VARIATIONAL_KEYS | ({"levels"} if model.hierarchical else set())
+    if model.quantised:
         expected |= QUANTISED_KEYS
     assert set(r) == expected
     with torch.no_grad():
@@ -160,8 +160,8 @@ def test_nll_per_point_is_exact_when_log_weights_are_constant():
     (catches a missing -log K, a sign error, or samples mixed up between data points)."""
 
     class Constant(torch.nn.Module):
-        def log_weight(self, x, y=None, *, generator=None):
-            return x[:, 0] + 0 * torch.randn(x.shape[0], generator=generator)
+        def log_weights(self, x, y=None, n_samples=1, *, generator=None):
+            return x[:, 0] + 0 * torch.randn(n_samples, x.shape[0], generator=generator)  # (S, B)
 
     x = torch.randn(7, 3)
     for k, bs in ((1, 4), (5, 3), (1000, 64)):
@@ -189,33 +189,55 @@ def test_iwae_bound_ordering_on_trained_vae(trained_vae, digits):
 # ----------------------------------------------------------------------------- memory: batching over samples and data
 
 
-class _RowCounter:
-    """Wraps a VAE and records the largest number of rows any log_weight call received."""
-
-    def __init__(self, model):
-        self.model, self.max_rows, self.calls = model, 0, 0
-
-    def log_weight(self, x, y=None, *, generator=None):
-        self.max_rows, self.calls = max(self.max_rows, x.shape[0]), self.calls + 1
-        return self.model.log_weight(x, y, generator=generator)
+def _count_rows(module: torch.nn.Module) -> list[int]:
+    """Rows of every batch ``module`` receives from now on."""
+    rows: list[int] = []
+    module.register_forward_hook(lambda m, inputs, output: rows.append(len(inputs[0])))
+    return rows
 
 
-def test_large_k_is_batched_over_samples_and_data(monkeypatch):
+def test_large_k_is_batched_over_samples_and_data():
     model = _small("vae").eval()
     X = torch.rand(6, 1, 8, 8)
-    counter = _RowCounter(model)
-    out = importance_weighted_nll(counter, X, None, 5000, batch_size=512, generator=torch.Generator().manual_seed(0))
+    enc, dec = _count_rows(model.encoder), _count_rows(model.decoder)
+    out = importance_weighted_nll(model, X, None, 5000, batch_size=512, generator=torch.Generator().manual_seed(0))
     assert out.shape == (6,) and torch.isfinite(out).all()
-    assert counter.max_rows <= 512
-    assert counter.calls >= 6 * 5000 / 512
+    assert max(dec) <= 512 and sum(dec) == 6 * 5000  # every draw decoded once, in bounded chunks
+    assert sum(enc) == 6 * math.ceil(5000 / (512 // 6))  # encoded once per chunk, not once per draw
 
-    # through evaluate: batch_size bounds the rows of every forward pass whatever K is
-    seen = []
-    original = type(model).log_weight
-    monkeypatch.setattr(type(model), "log_weight", lambda self, x, y=None, generator=None: seen.append(len(x)) or original(self, x, y, generator=generator))
+    # through evaluate: batch_size bounds the rows of every decoder pass whatever K is
+    enc.clear(), dec.clear()
     r = evaluate(model, torch.rand(40, 1, 8, 8), nll_samples=5000, batch_size=1000)
-    assert max(seen) <= 1000 and sum(seen) == 40 * 5000
+    assert max(dec) <= 1000 and sum(dec) >= 40 * 5000
+    assert sum(enc) <= 40 * 10  # (the per-draw encoding did 40 * 5000)
     assert math.isfinite(r["nll"])
+
+
+@pytest.mark.parametrize("name", ["vae", "hvae"])
+def test_each_point_is_encoded_once_when_its_draws_fit_one_pass(name):
+    model = _small(name).eval()
+    enc = _count_rows(model.encoder if name == "vae" else model.up[0])
+    importance_weighted_nll(model, torch.rand(6, 1, 8, 8), None, 100, batch_size=1024, generator=torch.Generator())
+    assert enc == [6]
+
+
+@pytest.mark.parametrize("name", ["vae", "hvae"])
+def test_batched_nll_equals_one_draw_at_a_time(name):
+    """The batched estimator gives the same numbers as the plain definition, -log mean_k w_k with
+    each w_k from ``log_weight`` on one draw per row (same generator, so the same draws)."""
+    model = _small(name).eval()
+    X = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(7))
+    k = 64
+    fast = importance_weighted_nll(model, X, None, k, batch_size=100, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    per_pass = 100 // 5
+    log_w = []
+    with torch.no_grad():
+        for start in range(0, k, per_pass):
+            s = min(per_pass, k - start)
+            log_w.append(model.log_weight(X.repeat(s, 1, 1, 1), generator=g).double().reshape(s, 5))
+    plain = -(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))
+    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=0)
 
 
 # ----------------------------------------------------------------------------- active units, collapse
@@ -271,6 +293,35 @@ def test_hvae_reports_the_top_layer():
     r = evaluate(model, torch.rand(20, 1, 8, 8), nll_samples=2)
     assert r["latent_dim"] == 8 == len(r["kl_per_dim"])
     assert math.isfinite(r["nll"]) and math.isfinite(r["elbo"])
+
+
+def test_hvae_reports_every_level_with_the_kl_of_its_elbo():
+    """Per-level KL and active units, computed as the ELBO computes them (with the min_variance
+    floor): the top level's KL equals the mean of the model's own kl_2 exactly."""
+    model = _small("hvae", min_variance=0.3).eval()  # levels: z_1 (4), z_2 (8)
+    with torch.no_grad():
+        model.q_heads[-1].bias[8:] = -20.0  # raw top log-variances far below log(0.3)
+        model.q_heads[-1].weight[:8] *= 30.0  # top means that vary with x: active units
+        model.q_heads[0].weight.zero_(), model.q_heads[0].bias.zero_()  # z_1's bottom-up estimate: N(0, 1)
+        last = model.p_nets[0].out
+        last.weight.zero_(), last.bias.zero_()  # p(z_1 | z_2) = N(0, 1): q(z_1 | .) = N(0, 1/2) for every x
+    X = torch.rand(200, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    r = evaluate(model, X)
+    with torch.no_grad():
+        parts = model(X, generator=torch.Generator().manual_seed(1)).parts
+    top = float(parts["kl_2"].mean())
+    assert [lv["latent_dim"] for lv in r["levels"]] == [4, 8]
+    assert sum(r["kl_per_dim"]) == pytest.approx(top, rel=1e-5)
+    assert r["levels"][1]["kl"] == pytest.approx(top, rel=1e-5)
+    assert r["levels"][1]["active_units"] == r["active_units"] > 0
+    half = 0.5 * (0.5 - 1 - math.log(0.5))  # KL(N(0, 1/2) || N(0, 1)) per dimension
+    assert r["levels"][0]["kl_per_dim"] == pytest.approx([half] * 4, rel=1e-5)
+    assert r["levels"][0]["active_units"] == 0
+    assert r["kl_total"] == pytest.approx(top + 4 * half, rel=1e-5)
+    assert r["kl_total"] == pytest.approx(float(parts["kl"].mean()), rel=1e-5)
+    rows = {row.key: row for row in evaluate_module.metric_rows(r)}  # each level in words, as the CLI prints it
+    assert rows["kl_level_1"].value == f"{4 * half:.3g}" and "0/4 active units" in rows["kl_level_1"].unit
+    assert rows["kl_level_2"].unit.startswith("nats; ") and f"{r['active_units']}/8 active" in rows["kl_level_2"].unit
 
 
 # ----------------------------------------------------------------------------- VQ-VAE codebook use

@@ -270,3 +270,14 @@ def test_jacobian_frobenius_sq_under_no_grad_is_detached_and_equal():
         val = losses.jacobian_frobenius_sq(net, x)
     assert not val.requires_grad
     torch.testing.assert_close(val, losses.jacobian_frobenius_sq(net, x).detach())
+
+
+def test_bernoulli_log_likelihood_broadcasts_draws_against_their_data_point():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, 5, 3, 4, generator=g) * 6  # (S, B, ...)
+    x = torch.rand(5, 3, 4, generator=g)  # grey values too: the cross-entropy
+    x[0] = x[0].round()
+    out = losses.bernoulli_log_likelihood(logits, x)
+    assert out.shape == (7, 5)
+    ref = -losses.bce_with_logits(logits.reshape(35, 3, 4), x.repeat(7, 1, 1)).reshape(7, 5)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-5)

@@ -102,6 +102,27 @@ def test_sparse_l1_penalty_and_config_checks(model_factory, batch):
         model_factory("sparse", sparsity="kl", layer_weights=(1.0, 1.0, 1.0))  # 1 hidden layer + code = 2
 
 
+def test_sparse_kl_refuses_activations_outside_the_unit_interval(model_factory, batch):
+    """KL rate sparsity reads mean activations as probabilities; kl_bernoulli clips a ReLU rate
+    above 1, and that unit then gets no gradient from the penalty at all, so the combination is
+    refused with a message naming the activation to use."""
+    X, _ = batch
+    with pytest.raises(ValueError, match="code_activation='sigmoid'"):
+        model_factory("sparse", sparsity="kl", code_activation="relu")
+    with pytest.raises(ValueError, match="activation='sigmoid'"):  # relu hidden layers penalised
+        model_factory("sparse", sparsity="kl", hidden_dims=(16, 8), layer_weights=(1.0, 1.0, 1.0))
+    # what stays allowed: sigmoid everywhere, relu hidden layers with weight 0, other divergences
+    model_factory("sparse", sparsity="kl", hidden_dims=(16, 8), activation="sigmoid", layer_weights=(1.0, 1.0, 1.0))
+    model_factory("sparse", sparsity="kl", hidden_dims=(16, 8), layer_weights=(0.0, 0.0, 1.0))
+    relu_l2 = model_factory("sparse", sparsity="kl", divergence="l2", code_activation="relu", sparsity_weight=1.0)
+    # with l2 every over-active unit is pulled down: the penalty's gradient reaches each code unit
+    relu_l2.eval()
+    with torch.no_grad():
+        relu_l2.encoder.out.bias.fill_(3.0)  # every unit's rate well above 1
+    relu_l2(X).loss.backward()
+    assert (relu_l2.encoder.out.bias.grad > 0).all()
+
+
 # ---------------------------------------------------------------------------- contractive
 
 
@@ -234,12 +255,12 @@ def test_min_variance_clips_the_posterior(name, model_factory, batch):
         assert torch.allclose(logvar, torch.full_like(logvar, math.log(floor)))
         assert (raw.posterior(X)[1] < math.log(floor) - 5).all()
     else:
-        levels = model._top_down(X, gen(0))
+        levels = model.posterior_levels(X, generator=gen(0))
         top_logvar = levels[-1][2]
         assert torch.allclose(top_logvar, torch.full_like(top_logvar, math.log(floor)))
         for lvl in levels:
             assert (lvl[2] >= math.log(floor) - 1e-6).all()
-        assert (raw._top_down(X, gen(0))[-1][2] < math.log(floor) - 5).all()
+        assert (raw.posterior_levels(X, generator=gen(0))[-1][2] < math.log(floor) - 5).all()
 
 
 def _elbo_consistency(model, X, y=None, draws: int = 300):
@@ -255,14 +276,117 @@ def _elbo_consistency(model, X, y=None, draws: int = 300):
     return lw
 
 
-@pytest.mark.parametrize("name", ["vae", "cvae", "hvae"])
-def test_log_weight_is_an_unbiased_elbo_sample(name, model_factory, batch):
+@pytest.mark.parametrize("name,extra", [("vae", {}), ("cvae", {}), ("hvae", {}), ("hvae", {"skip": True, "batch_norm": True}),
+                                        ("iwae", {"k": 3})])
+def test_log_weight_is_an_unbiased_elbo_sample(name, extra, model_factory, batch):
     X, y = batch
     X, y = X[:8], y[:8]
-    model = model_factory(name)
+    model = model_factory(name, **extra)
     model.eval()
     lw = _elbo_consistency(model, X, y if model.conditional else None)
     assert lw.shape[1:] == (8,) and torch.isfinite(lw).all()
+
+
+def test_learned_decoder_variance_keeps_its_gradient_below_the_floor(model_factory, batch):
+    """The learned Gaussian decoder variance is floor + exp(raw): never below the floor, and the
+    raw parameter keeps a gradient wherever it is (a clamp on it would freeze it below the floor)."""
+    X, _ = batch
+    model = model_factory("vae", likelihood="gaussian")
+    floor = 1e-4
+    with torch.no_grad():
+        model.decoder_logvar.fill_(math.log(floor) - 3.0)  # raw value far below the floor
+    assert float(model._decoder_logvar(X).detach()) >= math.log(floor)
+    model(X, generator=gen(0)).loss.backward()
+    grad = float(model.decoder_logvar.grad)
+    assert grad < 0, grad  # residuals >> 1e-4: the loss asks for a larger variance, and says so
+    with torch.no_grad():
+        model.decoder_logvar.fill_(math.log(0.5))
+    assert float(model._decoder_logvar(X).detach().exp()) == pytest.approx(0.5 + floor)
+
+
+def test_hvae_reconstructs_through_the_ladder_posterior(model_factory, batch):
+    """reconstruct decodes the posterior mean path (each layer's merged q), not the top code
+    walked down the prior means, which here (a prior net that ignores z_2) forgets the input."""
+    X, _ = batch
+    model = model_factory("hvae").eval()
+    with torch.no_grad():
+        for p in model.p_nets[0].parameters():
+            p.zero_()  # p(z_1 | z_2) = N(0, I) whatever z_2
+        levels = model.posterior_levels(X, sample=False)
+        torch.testing.assert_close(model.reconstruct(X), torch.sigmoid(model.decoder(levels[0].z)))
+        assert torch.equal(levels[-1].z, model.encode(X))
+        via_prior = model.decode(model.encode(X))
+        assert (via_prior - via_prior[:1]).abs().max() < 1e-6  # the same image for every input
+        rec = model.reconstruct(X)
+        assert (rec - rec[:1]).abs().max() > 1e-3  # the ladder posterior keeps the input
+
+
+# ---------------------------------------------------------------------------- IWAE
+
+
+def test_iwae_loss_is_the_k_sample_bound_of_its_log_weights(model_factory, batch):
+    """loss = mean_b [log k - logsumexp_s log w_s(x_b)], w from the VAE's own log_weights with the
+    same draws; the ELBO parts come from the first of the k draws."""
+    X, _ = batch
+    model = model_factory("iwae", k=7).eval()
+    with torch.no_grad():
+        out = model(X, generator=gen(3))
+        log_w = model.log_weights(X, None, 7, generator=gen(3))  # (7, B)
+        bound = torch.logsumexp(log_w, dim=0) - math.log(7)
+        torch.testing.assert_close(out.parts["iwae"], -bound)
+        torch.testing.assert_close(out.loss, -bound.mean())
+        log_px, _ = model.importance_terms(X, None, 7, generator=gen(3))
+        torch.testing.assert_close(out.parts["recon"], -log_px[0])
+        assert set(out.parts) == {"recon", "kl", "iwae"}
+
+
+def test_iwae_bound_tightens_with_k(model_factory, batch):
+    """E[L_1] <= E[L_5] <= E[L_50] (Burda et al. 2016, Theorem 1): with a poor proposal (posterior
+    means blown up 4x) the means over 40 repeats are ordered far beyond their standard errors."""
+    X, _ = batch
+    X = X[:8]
+    stats = []
+    with torch.no_grad():
+        for k in (1, 5, 50):
+            model = model_factory("iwae", k=k).eval()  # same weights (same seed) for every k
+            model.encoder.out.weight[:4] *= 4.0
+            runs = torch.stack([-model(X, generator=gen(100 + r)).parts["iwae"].mean() for r in range(40)])  # (40,)
+            stats.append((float(runs.mean()), float(runs.std()) / math.sqrt(40)))
+    for (m_lo, se_lo), (m_hi, se_hi) in zip(stats, stats[1:]):
+        assert m_hi - m_lo > 4 * math.hypot(se_lo, se_hi), stats
+
+
+def test_iwae_refuses_free_bits(model_factory):
+    with pytest.raises(ValueError, match="free_bits"):
+        model_factory("iwae", free_bits=0.5)
+    with pytest.raises(ValueError, match="k must"):
+        model_factory("iwae", k=0)
+
+
+def test_hvae_skip_paths_feed_every_layer_to_the_decoder(model_factory, batch):
+    X, _ = batch
+    model = model_factory("hvae", lower_latent_dims=(6,), skip=True).eval()  # z_1: 6, z_2: 4
+    assert model.decoder.hidden[0].in_features == 10
+    with torch.no_grad():
+        levels = model.posterior_levels(X, sample=False)
+        torch.testing.assert_close(model.reconstruct(X), torch.sigmoid(model.decoder(torch.cat([levels[0].z, levels[1].z], 1))))
+        moved = [levels[0].z, levels[1].z + 1.0]  # z_2 alone now changes p(x | z_1, z_2)
+        assert (model.decoder(torch.cat(moved, 1)) - model.decoder(torch.cat([levels[0].z, levels[1].z], 1))).abs().max() > 1e-3
+        assert model.sample(3, generator=gen(0)).shape == (3, 1, 8, 8)
+
+
+def test_batch_norm_normalises_in_training_and_is_row_independent_in_eval(model_factory, batch):
+    X, _ = batch
+    model = model_factory("vae", batch_norm=True, hidden_dims=(32, 16))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [n.num_features for n in norms] == [32, 16, 16, 32]  # before every hidden activation
+    model.train()
+    model(X, generator=gen(0))  # updates the running statistics
+    model.eval()
+    with torch.no_grad():
+        alone = model.reconstruct(X[:3])
+        together = model.reconstruct(X)[:3]
+    torch.testing.assert_close(alone, together)
 
 
 def test_hvae_merge_is_the_normalised_product_of_gaussians():
@@ -289,13 +413,14 @@ def test_hvae_reports_kl_per_level(model_factory, batch):
     torch.testing.assert_close(out.parts["kl_1"] + out.parts["kl_2"] + out.parts["kl_3"], out.parts["kl"])
     for i in (1, 2, 3):
         assert (out.parts[f"kl_{i}"] >= 0).all()
-    levels = model._top_down(X, gen(0))
+    levels = model.posterior_levels(X, generator=gen(0))
     assert [lvl[0].shape[1] for lvl in levels] == [6, 5, 4]
-    for i, (_, mq, lq, mp, lp) in enumerate(levels):
+    for i, (_, mq, lq, mp, lp) in enumerate(levels[:-1]):
         torch.testing.assert_close(out.parts[f"kl_{i + 1}"], losses.kl_normal_normal(mq, lq, mp, lp))
     # the top level's prior is N(0, I), its posterior the bottom-up estimate
     _, mq, lq, mp, lp = levels[-1]
-    assert torch.equal(mp, torch.zeros_like(mp)) and torch.equal(lp, torch.zeros_like(lp))
+    assert mp is None and lp is None
+    torch.testing.assert_close(out.parts["kl_3"], losses.kl_normal(mq, lq))
     torch.testing.assert_close(mq, model.posterior(X)[0])
     torch.testing.assert_close(out.loss, out.parts["recon"].mean() + out.parts["kl"].mean())
     assert torch.isfinite(model.log_weight(X, generator=gen(0))).all()
@@ -324,6 +449,27 @@ def test_cvae_samples_follow_the_label(model_factory, digits_train):
     clf = LogisticRegression(max_iter=2000).fit(X.reshape(len(X), -1).numpy(), y.numpy())
     acc = (clf.predict(s.reshape(300, -1).numpy()) == labels.numpy()).mean()
     assert acc > 0.8, acc
+
+
+def test_cvae_code_prior_is_the_per_class_gaussian_of_the_posterior_means(model_factory, digits_train):
+    X, y = digits_train
+    X, y = X[:300], y[:300].clone()
+    y[y == 9] = 8  # class 9 absent: it keeps N(0, I)
+    model = model_factory("cvae").eval()
+    model.on_train_end(X, y)
+    with torch.no_grad():
+        mu = model.posterior(X, y)[0].double()
+    for c in (0, 8):
+        Zc = mu[y == c]
+        torch.testing.assert_close(model.code_mean[c].double(), Zc.mean(0), rtol=1e-5, atol=1e-5)
+        cov = torch.cov(Zc.T) + 1e-3 * torch.eye(Zc.shape[1], dtype=Zc.dtype)
+        L = model.code_scale_tril[c].double()
+        torch.testing.assert_close(L @ L.T, cov, rtol=1e-4, atol=1e-5)
+    assert torch.equal(model.code_mean[9], torch.zeros(4)) and torch.equal(model.code_scale_tril[9], torch.eye(4))
+    # samples of class c decode draws from N(code_mean[c], L L^T)
+    eps = torch.randn((5, 4), generator=gen(0))
+    z = model.code_mean[3] + eps @ model.code_scale_tril[3].T
+    torch.testing.assert_close(model.sample(5, 3, generator=gen(0)), model.decode(z, torch.full((5,), 3)))
 
 
 # ---------------------------------------------------------------------------- VQ-VAE
@@ -549,3 +695,56 @@ def test_pca_base_auto_leaves_generative_families_alone(model_factory):
             flat = X.reshape(40, 64)
             pca = (flat - model.pca_mean) @ model.pca_axes  # (B, 3): the networks start at zero
             torch.testing.assert_close(out.z, pca, atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------- masked (missing values)
+
+
+def _with_nans(X: torch.Tensor, rate: float, seed: int) -> torch.Tensor:
+    return torch.where(torch.rand(X.shape, generator=gen(seed)) < rate, torch.nan, X)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_masked_loss_counts_observed_entries_only(arch, model_factory, batch):
+    X, _ = batch
+    Xm = _with_nans(X, 0.3, 0)
+    seen = ~torch.isnan(Xm)
+    model = model_factory("masked", arch).eval()
+    with torch.no_grad():
+        out = model(Xm)
+        # eval: the squared error of the observed entries, whatever the model puts in the gaps
+        by_hand = (((out.x_hat - X) ** 2) * seen).flatten(1).sum(1)
+        torch.testing.assert_close(out.parts["recon"], by_hand)
+        assert torch.isfinite(out.x_hat).all() and torch.isfinite(model.reconstruct(Xm)).all()
+        # the encoder reads the mask: a NaN is not the same as an observed 0
+        assert not torch.allclose(model.encode(Xm), model.encode(torch.nan_to_num(Xm, 0.0)))
+    model.train()
+    out = model(Xm, generator=gen(1))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_masked_hiding_covers_observed_entries_only(model_factory, batch):
+    X, _ = batch
+    seen = ~torch.isnan(_with_nans(X, 0.3, 0))
+    for hide in ("rows", "random", "mixed"):
+        model = model_factory("masked", hide=hide, hide_rate=0.8)
+        visible = model.hide(seen, gen(2))
+        assert not (visible & ~seen).any(), hide  # never shows an entry that is missing
+        assert (seen & ~visible).any(), hide  # and hides some observed ones
+    # rows: a row keeps exactly what it and another row of the batch both observe
+    model = model_factory("masked", hide="rows")
+    visible = model.hide(seen, gen(3))
+    others = seen[torch.randperm(len(seen), generator=gen(3))]
+    assert torch.equal(visible, seen & others)
+    # random: about hide_rate / 2 of the observed entries are hidden on average
+    model = model_factory("masked", hide="random", hide_rate=0.6)
+    full = torch.ones(4000, 1, 8, 8, dtype=torch.bool)
+    assert abs((~model.hide(full, gen(4))).float().mean() - 0.3) < 0.02
+
+
+def test_masked_config_checks(model_factory):
+    for bad in ({"hide": "columns"}, {"hide_rate": 1.5}, {"visible_weight": -1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            model_factory("masked", **bad)

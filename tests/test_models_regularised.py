@@ -265,6 +265,9 @@ def test_vampprior_elbo_and_nll_use_the_mixture(model_factory, batch):
         torch.testing.assert_close(out.parts["kl"], log_q - model.log_prior(z), atol=1e-4, rtol=1e-5)
         torch.testing.assert_close(model.elbo(X, generator=gen(0)), model.log_likelihood(X, z) + model.log_prior(z) - log_q,
                                    atol=1e-3, rtol=1e-5)
+        # the NLL's importance weights, drawn S at a time, use the mixture too
+        torch.testing.assert_close(model.log_weights(X, n_samples=1, generator=gen(0))[0],
+                                   model.log_likelihood(X, z) + model.log_prior(z) - log_q, atol=1e-3, rtol=1e-5)
     r = evaluate(model, X, nll_samples=64, seed=0)
     assert math.isfinite(r["nll"]) and r["nll"] <= -r["elbo"] + 1.0
     with pytest.raises(ValueError, match="free_bits"):

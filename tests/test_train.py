@@ -12,7 +12,7 @@ import torch
 
 from aekit import train
 from aekit._registry import MODELS, model_names
-from aekit.train import NonFiniteLossError, evaluate_loss
+from aekit.train import NonFiniteLossError, TrainingInterrupted, evaluate_loss
 
 VARIATIONAL = tuple(n for n in model_names() if MODELS[n].variational)
 
@@ -272,6 +272,56 @@ def test_progress_false_prints_nothing(model_factory, digits_train, capsys):
     assert "epoch 2/2" in captured.out + captured.err
 
 
+def test_cosine_schedule_sets_the_rate_every_step_and_resumes_on_the_same_curve(model_factory, digits_train, tmp_path, monkeypatch):
+    X = digits_train[0][:256]  # 4 batches of 64 per epoch
+    seen = []
+
+    class Spy(torch.optim.AdamW):  # records the rate each step used
+        def step(self, *a, **k):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(*a, **k)
+
+    model = model_factory("ae")
+    with monkeypatch.context() as m:
+        m.setattr(train, "_adamw", lambda mod, lr, wd: Spy(mod.parameters(), lr=lr, weight_decay=wd, fused=True))  # as _adamw builds it
+        hist = fit(model, X, epochs=3, lr=1e-2, lr_schedule="cosine", checkpoint_dir=tmp_path / "straight")
+    expected = [1e-2 * 0.5 * (1 + math.cos(math.pi * (e + s / 4) / 3)) for e in range(3) for s in range(4)]
+    assert seen == pytest.approx(expected)
+    assert hist[0]["lr"] == pytest.approx(expected[3]) and hist[-1]["lr"] == pytest.approx(expected[-1])
+
+    # interrupted after epoch 1 and resumed: the same rates, the same weights
+    def stop_after_first(epoch, record):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    first = model_factory("ae")
+    with pytest.raises(TrainingInterrupted):
+        fit(first, X, epochs=3, lr=1e-2, lr_schedule="cosine", checkpoint_dir=tmp_path / "run", callbacks=(stop_after_first,))
+    resumed_model = model_factory("ae")
+    resumed = fit(resumed_model, X, epochs=3, lr=1e-2, lr_schedule="cosine", checkpoint_dir=tmp_path / "run", resume=True)
+    assert strip_time(resumed) == strip_time(hist)
+    for k, v in model.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="lr_schedule"):
+        fit(model_factory("ae"), X, lr_schedule="step")
+
+
+def test_cosine_schedule_keeps_each_parameter_groups_own_rate(model_factory, digits_train, monkeypatch):
+    """A discriminator's group with its own lr follows the same curve from its own rate."""
+    X = digits_train[0][:128]  # 2 batches of 64 per epoch
+    seen = []
+
+    class Spy(torch.optim.AdamW):
+        def step(self, *a, **k):
+            seen.append([g["lr"] for g in self.param_groups])
+            return super().step(*a, **k)
+
+    build = train._adamw
+    monkeypatch.setattr(train, "_adamw", lambda mod, lr, wd: Spy(build(mod, lr, wd).param_groups))
+    fit(model_factory("aae", discriminator_lr=1e-4), X, epochs=2, lr=1e-2, lr_schedule="cosine")
+    curve = [0.5 * (1 + math.cos(math.pi * (e + s / 2) / 2)) for e in range(2) for s in range(2)]
+    assert [r[0] for r in seen] == pytest.approx([1e-2 * f for f in curve])
+    assert [r[1] for r in seen] == pytest.approx([1e-4 * f for f in curve])
 def test_progress_off_a_terminal_is_plain_lines(model_factory, digits_train, capsys):
     """Piped or logged output: whole lines, about 20 for a long run, the last epoch always there."""
     fit(model_factory("ae"), digits_train[0][:64], epochs=45, progress=True)

@@ -22,8 +22,9 @@ passive_openmp()  # before torch loads OpenMP: see aekit._threads
 _EXPORTS = {
     **dict.fromkeys(
         ["AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
-         "ConditionalVAE", "HierarchicalVAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
-         "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load", "estimator_class"],
+         "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
+         "MaskedAutoEncoder", "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load",
+         "estimator_class"],
         "aekit.estimators",
     ),
     **dict.fromkeys(["AnomalyDetector", "AutoencoderImputer", "Codec", "LatentIndex"], "aekit.apps"),
@@ -35,8 +36,9 @@ _EXPORTS = {
 
 __all__ = [
     "__version__", "AutoEncoder", "DenoisingAutoEncoder", "SparseAutoEncoder", "ContractiveAutoEncoder", "VAE",
-    "ConditionalVAE", "HierarchicalVAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
-    "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load", "estimator_class",
+    "ConditionalVAE", "HierarchicalVAE", "IWAE", "VQVAE", "BetaTCVAE", "FactorVAE", "InfoVAE", "VampPriorVAE",
+    "MaskedAutoEncoder", "WassersteinAutoEncoder", "RegularizedAutoEncoder", "AdversarialAutoEncoder", "load",
+    "estimator_class",
     "AnomalyDetector", "AutoencoderImputer",
     "Codec", "LatentIndex", "build_model", "model_names", "Dataset", "DatasetNotFoundError", "available_datasets",
     "binarize", "load_dataset", "compare",
@@ -71,7 +73,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         DenoisingAutoEncoder,
         FactorVAE,
         HierarchicalVAE,
+        IWAE,
         InfoVAE,
+        MaskedAutoEncoder,
         RegularizedAutoEncoder,
         SparseAutoEncoder,
         VampPriorVAE,

@@ -43,6 +43,7 @@ def evaluate(
     batch_size: int = 1024,
     seed: int = 0,
     device: str | torch.device | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a fitted model on X (in eval mode; the model's mode is restored afterwards).
 
@@ -52,11 +53,12 @@ def evaluate(
     X : array or tensor shaped ``(n, *model.config.input_shape)``; a ``np.memmap`` is read in batches.
     y : labels (n,), needed by conditional models (cvae).
     nll_samples : K, the importance samples per data point for the NLL estimate; 0 skips it.
-        Cost: K forward passes per sample.
-    batch_size : rows per forward pass. The NLL is batched over samples *and* data, so any K
-        fits in memory: each pass holds ``batch_size`` (data point, sample) pairs.
+        Cost: K decoder passes per sample (each data point is encoded once per chunk of samples).
+    batch_size : rows per decoder pass. The NLL is batched over samples *and* data, so any K
+        fits in memory: each pass holds at most ``batch_size`` (data point, sample) pairs.
     seed : seeds the model's noise (the ELBO's and the NLL's samples); same seed, same numbers.
     device : where to run; defaults to the model's device.
+    progress : show a progress bar (with the time remaining) while the NLL is estimated.
 
     Returns
     -------
@@ -73,13 +75,17 @@ def evaluate(
 
     - ``elbo``: mean ELBO per sample in nats (higher is better): -(recon + KL) from one posterior
       sample per data point with the analytic KL, whatever beta, warm-up or free bits training used.
-    - ``kl_per_dim``: mean KL(q(z_k|x) || N(0, 1)) of each latent dimension. For hvae this is the
-      top layer (its posterior is the bottom-up estimate and its prior N(0, I)); the lower layers'
-      KLs are in ``elbo``.
-    - ``active_units``: number of latent dimensions with Cov_x(E_q[z_k | x]) > 0.01 (Burda et al.
-      2016), over the top layer for hvae; ``latent_dim`` is the number of dimensions looked at.
-    - ``posterior_collapse``: True when fewer than half the dimensions are active, with
+    - ``kl_total``: mean KL(q || p) in nats over every stochastic layer: the KL inside the ELBO.
+    - ``kl_per_dim``: mean KL(q(z_k|x) || N(0, 1)) of each latent dimension of the code (the top
+      layer for hvae, whose posterior is the bottom-up estimate and prior N(0, I)).
+    - ``active_units``: number of code dimensions with Cov_x(E_q[z_k | x]) > 0.01 (Burda et al.
+      2016); ``latent_dim`` is the number of dimensions looked at.
+    - ``posterior_collapse``: True when fewer than half the code's dimensions are active, with
       ``posterior_collapse_message`` saying so in words (empty string otherwise).
+    - ``levels`` (hierarchical models only): per stochastic layer, bottom first, a dict with
+      ``latent_dim``, ``kl`` (nats), ``kl_per_dim`` (KL(q(z_l | x, z_{l+1}) || p(z_l | z_{l+1})) per
+      dimension, as in the ELBO) and ``active_units`` (E_q[z_l | x] taken along the posterior mean
+      path); the last entry is the code's.
     - ``nll``, ``nll_samples``: when ``nll_samples`` > 0, the importance-weighted estimate
       -log (1/K sum_k exp(log w_k)) in nats per sample (see :func:`importance_weighted_nll`).
       It is an upper bound on the true NLL in expectation and tightens as K grows.
@@ -116,7 +122,7 @@ def evaluate(
     try:
         result = _single_pass(model, src, ysrc, n, batch_size, seed, device)
         if nll_samples > 0:
-            result["nll"] = -_mean_iw_bound(model, src, ysrc, nll_samples, batch_size, seed + 1, device)
+            result["nll"] = -_mean_iw_bound(model, src, ysrc, nll_samples, batch_size, seed + 1, device, progress)
             result["nll_samples"] = nll_samples
     finally:
         model.to(model_device).train(was_training)
@@ -127,9 +133,10 @@ def _single_pass(model, src, ysrc, n, batch_size, seed, device) -> dict[str, Any
     """Every metric but the NLL, in one pass over the data."""
     variational, quantised = model.variational, model.quantised
     gen = torch.Generator(device=device).manual_seed(seed)
+    kl_gen = torch.Generator(device=device).manual_seed(seed + 2)  # the lower layers' KLs need a draw
     sq_err = bce = elbo = 0.0
     lo, hi, n_features = math.inf, -math.inf, 0
-    mu_sum = mu_sq_sum = kl_sum = None  # (K,) float64, for VAE-like models
+    sums = None  # per level: [sum E_q[z], sum E_q[z]^2, sum KL], each (d_l,) float64
     code_counts = None  # (codebook_size,), for VQ-VAE
     for idx in torch.arange(n).split(batch_size):
         xb, yb = take_rows(src, idx, device), take_labels(ysrc, idx, device)  # (b, *input_shape)
@@ -140,14 +147,13 @@ def _single_pass(model, src, ysrc, n, batch_size, seed, device) -> dict[str, Any
         lo, hi = min(lo, float(xb.min())), max(hi, float(xb.max()))
         if variational:
             elbo += float(model.elbo(xb, yb, generator=gen).sum())
-            mu, logvar = model.posterior(xb, yb)  # (b, K) each; top layer for hvae
-            mu64 = mu.double()
-            kl = losses.kl_normal(mu, logvar, per_dim=True).double().sum(dim=0)  # (K,)
-            if mu_sum is None:
-                mu_sum, mu_sq_sum, kl_sum = torch.zeros_like(kl), torch.zeros_like(kl), torch.zeros_like(kl)
-            mu_sum += mu64.sum(dim=0)
-            mu_sq_sum += mu64.pow(2).sum(dim=0)
-            kl_sum += kl
+            drawn = model.posterior_levels(xb, yb, generator=kl_gen)  # the KLs of the ELBO
+            means = model.posterior_levels(xb, yb, sample=False)  # E_q[z_l | x] along the mean path
+            batch = [
+                [m.mu_q.double().sum(0), m.mu_q.double().pow(2).sum(0), d.kl_per_dim().double().sum(0)]
+                for d, m in zip(drawn, means)
+            ]
+            sums = batch if sums is None else [[a + b for a, b in zip(s, t)] for s, t in zip(sums, batch)]
         if quantised:
             codes = model.encode_indices(xb).reshape(-1)  # (b * M,)
             counts = torch.bincount(codes, minlength=model.config.codebook_size).double()
@@ -163,7 +169,15 @@ def _single_pass(model, src, ysrc, n, batch_size, seed, device) -> dict[str, Any
     if unit_range:
         result["recon_bce"] = bce / n
     if variational:
-        result.update(_latent_summary(mu_sum, mu_sq_sum, kl_sum, n))
+        levels = [_latent_summary(*s, n) for s in sums]
+        result.update(levels[-1])  # the code: the top layer
+        result["kl_total"] = sum(sum(level["kl_per_dim"]) for level in levels)
+        if model.hierarchical:
+            result["levels"] = [
+                {"latent_dim": lv["latent_dim"], "kl": sum(lv["kl_per_dim"]), "kl_per_dim": lv["kl_per_dim"],
+                 "active_units": lv["active_units"]}
+                for lv in levels
+            ]
         result["elbo"] = elbo / n
     if quantised:
         freq = code_counts / code_counts.sum()  # (codebook_size,)
@@ -195,15 +209,17 @@ def _latent_summary(mu_sum, mu_sq_sum, kl_sum, n: int) -> dict[str, Any]:
     }
 
 
-def _mean_iw_bound(model, src, ysrc, k: int, batch_size: int, seed: int, device) -> float:
+def _mean_iw_bound(model, src, ysrc, k: int, batch_size: int, seed: int, device, progress: bool = False) -> float:
     """Mean over the data of log (1/K sum_k w_k), batched over data points and samples."""
     gen = torch.Generator(device=device).manual_seed(seed)
     total = 0.0
     n = len(src)
-    per_pass = max(1, batch_size // k)  # data points per forward pass
-    for idx in torch.arange(n).split(per_pass):
-        xb, yb = take_rows(src, idx, device), take_labels(ysrc, idx, device)
-        total += float(importance_weighted_nll(model, xb, yb, k, batch_size=batch_size, generator=gen).sum())
+    per_pass = max(1, batch_size // k)  # data points per decoder pass
+    with _ProgressBar(n, f"NLL, K = {k}", progress) as bar:
+        for idx in torch.arange(n).split(per_pass):
+            xb, yb = take_rows(src, idx, device), take_labels(ysrc, idx, device)
+            total += float(importance_weighted_nll(model, xb, yb, k, batch_size=batch_size, generator=gen).sum())
+            bar.advance(len(idx))
     return -total / n
 
 
@@ -213,25 +229,51 @@ def importance_weighted_nll(
 ) -> torch.Tensor:
     """Importance-weighted NLL estimate per data point, -log (1/K sum_k exp(log w_k)), nats, (B,).
 
-    log w_k = log p(x, z_k) - log q(z_k | x) with z_k ~ q(z|x) (``model.log_weight``); Burda et
-    al. 2016. The K samples are drawn in chunks of at most ``batch_size`` rows (data points x
-    samples) and combined by a running logsumexp in float64, so memory does not grow with K.
-    With K = 1 it is -ELBO (one-sample estimate); in expectation it decreases with K towards
-    the true NLL. x: (B, *input_shape).
+    log w_k = log p(x, z_k) - log q(z_k | x) with z_k ~ q(z|x) (``model.log_weights``); Burda et
+    al. 2016. x is encoded once per chunk of samples; the K draws are decoded in chunks of at most
+    ``batch_size`` rows (data points x samples, at least one sample per data point) and combined
+    by a running logsumexp in float64, so memory does not grow with K. With K = 1 it is -ELBO
+    (one-sample estimate); in expectation it decreases with K towards the true NLL.
+    x: (B, *input_shape).
     """
     _check_count("n_samples", n_samples, minimum=1)
     b = x.shape[0]
-    per_pass = max(1, batch_size // b)  # samples per forward pass
+    per_pass = max(1, batch_size // b)  # samples per decoder pass
     acc = torch.full((b,), -math.inf, dtype=torch.float64, device=x.device)  # running log sum_k w_k
     done = 0
     while done < n_samples:
         s = min(per_pass, n_samples - done)
-        xr = x.repeat(s, *([1] * (x.dim() - 1)))  # (s * B, ...), sample-major
-        yr = None if y is None else torch.as_tensor(y).repeat(s)
-        log_w = model.log_weight(xr, yr, generator=generator).double().reshape(s, b)  # (s, B)
+        log_w = model.log_weights(x, y, s, generator=generator).double()  # (s, B)
         acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=0))
         done += s
     return -(acc - math.log(n_samples))
+
+
+class _ProgressBar:
+    """A rich progress bar over data points with the time remaining; does nothing when disabled."""
+
+    def __init__(self, total: int, description: str, enabled: bool):
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True))
+            self.task = self.bar.add_task(description, total=total)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _check_count(name: str, value: Any, *, minimum: int) -> None:
@@ -244,17 +286,20 @@ def _check_count(name: str, value: Any, *, minimum: int) -> None:
 KL_ACTIVE_THRESHOLD = 0.01  # nats: a latent dimension with less KL than this carries no information
 
 
-def evaluate_estimator(estimator, X, y=None, *, nll_samples: int = 0, factors=None, factor_names=None) -> dict[str, Any]:
+def evaluate_estimator(estimator, X, y=None, *, nll_samples: int = 0, factors=None, factor_names=None,
+                       progress: bool = False) -> dict[str, Any]:
     """:func:`evaluate` of a fitted aekit estimator's model on X as the estimator sees it (validated,
     reshaped, standardized when the estimator standardizes), plus ``units`` ("data" or
-    "standardized") and, for variational models, ``kl_total`` and the latent dimensions whose KL
-    is below ``KL_ACTIVE_THRESHOLD`` (``inactive_dims``). A conditional model is evaluated on the
+    "standardized") and, for variational models, the latent dimensions of the code whose KL is
+    below ``KL_ACTIVE_THRESHOLD`` (``inactive_dims``). A conditional model is evaluated on the
     samples whose label it knows, with those labels. With ``factors`` (n, n_factors), the known
     factors of variation of X, the keys of :func:`disentanglement_metrics` of the estimator's
-    codes (``transform``: the posterior mean for VAEs) are added."""
+    codes (``transform``: the posterior mean for VAEs) are added. ``progress`` shows a progress
+    bar while the NLL is estimated."""
     caps = estimator.capabilities()
     if nll_samples and not caps["variational"]:
-        raise ValueError(f"the NLL needs a variational model (vae, cvae, hvae); {type(estimator).__name__} has no likelihood")
+        raise ValueError(f"the NLL needs a variational model (vae, cvae, hvae, iwae); {type(estimator).__name__} "
+                         "has no likelihood")
     labels = None
     if factors is not None and len(factors) != len(X):
         raise ValueError(f"factors has {len(factors)} rows for {len(X)} samples")
@@ -265,11 +310,10 @@ def evaluate_estimator(estimator, X, y=None, *, nll_samples: int = 0, factors=No
         X, labels = X[known], np.searchsorted(estimator.classes_, np.asarray(y)[known])
         factors = None if factors is None else np.asarray(factors)[known]
     result = evaluate(estimator.model_, estimator.to_model_input(X), labels, nll_samples=nll_samples,
-                      seed=int(estimator.seed_))
+                      seed=int(estimator.seed_), progress=progress)
     result["units"] = "standardized" if getattr(estimator, "mean_", None) is not None else "data"
-    if "kl_per_dim" in result:
+    if "kl_per_dim" in result:  # (kl_total, over every stochastic layer, comes from evaluate)
         kl = np.asarray(result["kl_per_dim"])
-        result["kl_total"] = float(kl.sum())
         result["kl_threshold"] = KL_ACTIVE_THRESHOLD
         result["inactive_dims"] = [int(i) for i in np.flatnonzero(kl < KL_ACTIVE_THRESHOLD)]
     if factors is not None:
@@ -317,6 +361,9 @@ def metric_rows(m: dict[str, Any], *, detail: bool = True) -> list[MetricRow]:
     if "active_units" in m:
         rows.append(MetricRow("active_units", "active units", f"{m['active_units']}/{m['latent_dim']}",
                               f"Cov_x(E_q[z]) > {ACTIVE_UNIT_THRESHOLD}"))
+    for i, level in enumerate(m.get("levels", ())):  # hierarchical models, bottom first
+        rows.append(MetricRow(f"kl_level_{i + 1}", f"layer {i + 1} KL", num(level["kl"], ".3g"),
+                              f"nats; {level['active_units']}/{level['latent_dim']} active units"))
     if "mig" in m:
         rows.append(MetricRow("mig", "MIG", num(m["mig"], ".3f"),
                               "mutual information gap, Chen et al. 2018 (1 = one code dimension per factor)"))

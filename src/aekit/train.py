@@ -22,9 +22,10 @@ from ._utils import as_source, resolve_device, take_labels, take_rows
 from .checkpoint import load_train_state, save_train_state
 from .distributed import replicas_from_environment
 
-__all__ = ["train", "NonFiniteLossError", "TrainingInterrupted", "evaluate_loss", "CHECKPOINT_NAME"]
+__all__ = ["train", "NonFiniteLossError", "TrainingInterrupted", "evaluate_loss", "CHECKPOINT_NAME", "LR_SCHEDULES"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -106,6 +107,7 @@ def train(
     epochs: int = 50,
     batch_size: int = 128,
     lr: float = 1e-3,
+    lr_schedule: str = "constant",
     weight_decay: float = 0.0,
     early_stopping: bool = False,
     patience: int = 10,
@@ -129,6 +131,9 @@ def train(
     early_stopping : stop when the validation loss has not improved for ``patience`` epochs and
         restore the best weights, the starting ones included (a validation fraction of 0.1 is
         used if none was given).
+    lr_schedule : ``"constant"``, or ``"cosine"``: the learning rate follows
+        lr * (1 + cos(pi * t / epochs)) / 2 with t the epochs done, step by step, down to 0 at the end
+        (Loshchilov & Hutter 2017, without restarts).
     grad_clip : max global gradient norm, or None.
     seed : seeds shuffling, model noise and the validation split; same seed, same result.
     checkpoint_dir : write ``checkpoint.safetensors`` there after every epoch (atomically).
@@ -157,18 +162,21 @@ def train(
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir (the folder holding checkpoint.safetensors)")
     if threads is None:
         threads = default_threads(sum(p.numel() for p in model.parameters()))
     with torch_threads(threads):
         return _train(
-            model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, lr, weight_decay, early_stopping,
-            patience, grad_clip, seed, device, progress, checkpoint_dir, resume, batch_transform, on_nonfinite, callbacks,
+            model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, lr, lr_schedule, weight_decay,
+            early_stopping, patience, grad_clip, seed, device, progress, checkpoint_dir, resume, batch_transform,
+            on_nonfinite, callbacks,
         )
 
 
-def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, lr, weight_decay, early_stopping,
+def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, lr, lr_schedule, weight_decay, early_stopping,
            patience, grad_clip, seed, device, progress, checkpoint_dir, resume, batch_transform, on_nonfinite, callbacks):
     replicas = replicas_from_environment(resolve_device(device))
     dev = replicas.device
@@ -198,6 +206,7 @@ def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, l
     noise_gen = torch.Generator(device=dev).manual_seed(seed + 1 + replicas.noise_seed_offset)
     history: list[dict[str, float]] = []
     start_epoch, best_val, bad_epochs, best_state = 0, math.inf, 0, None
+    lr_scale = 1.0  # halved by each rollback
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
         extra, t = load_train_state(ckpt, model, optimizer)
@@ -209,12 +218,14 @@ def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, l
             noise_gen.set_state(t[noise_key].to(noise_gen.get_state().device))
         if extra["has_best"]:
             best_state = {k[5:]: v.to(dev) for k, v in t.items() if k.startswith("best.")}
+        lr_scale = extra.get("lr_scale", 1.0)  # with any rollback halvings
 
     if early_stopping and X_val is not None and start_epoch == 0:
         # the starting weights are a candidate too: training never returns worse ones (on validation)
         best_val = replicas.from_main(evaluate_loss(model, X_val, y_val, seed=seed + 2, device=dev))["loss"]
         best_state = copy.deepcopy(model.state_dict())
 
+    schedule = _LRSchedule(lr_schedule, optimizer, epochs, lr_scale)
     net = replicas.wrap(model)  # forward goes through DDP when distributed; hooks stay on model
     n_batches = math.ceil(n / batch_size)
     bar = _Progress(epochs, start_epoch, enabled=progress and replicas.is_main)
@@ -228,15 +239,14 @@ def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, l
                 try:
                     record = _run_epoch(
                         model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_batches, batch_size, shuffle_gen,
-                        noise_gen, dev, memmapped, grad_clip, batch_transform,
+                        noise_gen, dev, memmapped, grad_clip, batch_transform, schedule,
                     )
                     break
                 except NonFiniteLossError:
                     if snapshot is None or attempt == 5:
                         raise
                     _restore(snapshot, model, optimizer, shuffle_gen, noise_gen)
-                    for g in optimizer.param_groups:
-                        g["lr"] *= 0.5
+                    schedule.scale *= 0.5
             record = {"epoch": epoch + 1, **record, "lr": optimizer.param_groups[0]["lr"]}
             if X_val is not None:
                 val = replicas.from_main(evaluate_loss(model, X_val, y_val, seed=seed + 2, device=dev))
@@ -252,7 +262,8 @@ def _train(model, X, y, X_val, y_val, validation_fraction, epochs, batch_size, l
             if ckpt is not None:
                 noise_states = replicas.gather(noise_gen.get_state().cpu())
                 if replicas.is_main:
-                    _save(ckpt, model, optimizer, epoch + 1, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states)
+                    _save(ckpt, model, optimizer, epoch + 1, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states,
+                          schedule.scale)
             if replicas.is_main:
                 for cb in callbacks:
                     cb(epoch, record)
@@ -291,13 +302,14 @@ def _start_sample(src, ysrc, rows, dev):
     return take_rows(src, idx, dev), take_labels(ysrc, idx, dev)
 
 
-def _run_epoch(model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_batches, batch_size, shuffle_gen, noise_gen, dev, memmapped, grad_clip, batch_transform):
+def _run_epoch(model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_batches, batch_size, shuffle_gen, noise_gen, dev, memmapped, grad_clip, batch_transform, schedule):
     model.train()
     sums: dict[str, float] = {}
     seen = 0
     params = [p for p in model.parameters() if p.requires_grad]
     for step, batch in enumerate(_batch_order(n, batch_size, shuffle_gen, memmapped, rows)):
         model.on_train_progress(epoch + step / n_batches)
+        schedule.apply(optimizer, epoch + step / n_batches)
         idx, b, weight = replicas.shard(batch)  # this rank's slice of the global batch
         xb, yb = take_rows(src, idx, dev), take_labels(ysrc, idx, dev)
         if batch_transform is not None:
@@ -321,6 +333,25 @@ def _run_epoch(model, net, replicas, optimizer, src, ysrc, rows, n, epoch, n_bat
         raise NonFiniteLossError(_nonfinite_gradient_message(epoch, "its last step"))
     model.on_train_progress(epoch + 1.0)
     return replicas.mean(sums, seen)
+
+
+class _LRSchedule:
+    """The learning rate at a point of training (in epochs), set on every step: each parameter
+    group's own starting rate (``initial_lr``, kept in the optimizer's state, so a discriminator's
+    group keeps its own) times the schedule's factor times ``scale``, what on_nonfinite='rollback'
+    halves."""
+
+    def __init__(self, kind: str, optimizer, epochs: int, scale: float = 1.0):
+        self.kind, self.epochs, self.scale = kind, epochs, scale
+        for g in optimizer.param_groups:
+            g.setdefault("initial_lr", g["lr"])
+
+    def apply(self, optimizer, epochs_done: float) -> None:
+        factor = self.scale
+        if self.kind == "cosine":
+            factor *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, epochs_done / self.epochs)))
+        for g in optimizer.param_groups:
+            g["lr"] = g["initial_lr"] * factor
 
 
 def _nonfinite_gradient_message(epoch: int, where: str) -> str:
@@ -358,12 +389,13 @@ def _restore(snapshot, model, optimizer, *gens):
         g.set_state(s)
 
 
-def _save(path, model, optimizer, epoch, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states):
+def _save(path, model, optimizer, epoch, history, best_val, bad_epochs, best_state, shuffle_gen, noise_states, lr_scale):
     tensors = {"shuffle_rng": shuffle_gen.get_state(), "noise_rng": noise_states[0]}
     tensors.update({f"noise_rng.{r}": s for r, s in enumerate(noise_states) if r > 0})  # other ranks
     if best_state is not None:
         tensors.update({f"best.{k}": v for k, v in best_state.items()})
-    extra = {"epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs, "has_best": best_state is not None}
+    extra = {"epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs, "has_best": best_state is not None,
+             "lr_scale": lr_scale}
     save_train_state(path, model, optimizer, extra, tensors)
 
 

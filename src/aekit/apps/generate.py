@@ -188,7 +188,7 @@ def traverse_factors(estimator, X, factors, factor_names=None, *, index: int = 0
 
 
 def sample_grid(estimator, n: int, y=None, random_state=None) -> np.ndarray:
-    """Draw samples from a generative estimator (VAE, HierarchicalVAE, VQVAE, ConditionalVAE).
+    """Draw samples from a generative estimator (VAE, HierarchicalVAE, IWAE, VQVAE, ConditionalVAE).
 
     Parameters
     ----------
@@ -215,7 +215,7 @@ def sample_grid(estimator, n: int, y=None, random_state=None) -> np.ndarray:
     check_is_fitted(estimator)
     if not hasattr(estimator, "sample"):
         raise ValueError(f"{type(estimator).__name__} is not generative (no sample); use a VAE, "
-                         "HierarchicalVAE, VQVAE or ConditionalVAE")
+                         "HierarchicalVAE, IWAE, VQVAE or ConditionalVAE")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if y is None:

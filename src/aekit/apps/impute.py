@@ -1,16 +1,21 @@
 """Missing-value imputation with an autoencoder, as a scikit-learn transformer.
 
-``fit``: fill each feature's NaNs with its observed mean, train the autoencoder on the filled
-data. ``transform``: start from the same mean fill and iterate "reconstruct, then overwrite only
-the missing entries" ``n_iter`` times (the fixed-point scheme of Gondara & Wang 2018, MIDA),
-imputations clipped to each feature's observed range. Observed entries are returned unchanged,
-bit for bit.
+With a model that handles missing values (the default, ``"masked"``: :class:`aekit.MaskedAutoEncoder`),
+``fit`` trains on X with its NaNs: the network sees the observed entries and their mask, learns
+to reconstruct observed entries hidden from it, and is scored on observed entries only; then
+``transform`` fills each NaN with the reconstruction from the row's observed entries, in one pass.
 
-For variational models ``strategy="sample"`` runs Metropolis-within-Gibbs instead (Mattei &
+Any other autoencoder is trained on X with each feature's NaNs filled by its observed mean, and
+``transform`` starts from the same fill and iterates "reconstruct, then overwrite only the
+missing entries" ``n_iter`` times (the fixed-point scheme of Gondara & Wang 2018, MIDA). For
+variational models ``strategy="sample"`` runs Metropolis-within-Gibbs instead (Mattei &
 Frellsen 2018, which makes the pseudo-Gibbs sampler of Rezende et al. 2014 exact): propose
 z ~ q(z | x), accept with the importance-ratio rule, draw the missing entries from p(x | z), and
 return the average decoder mean over the second half of the chain (an estimate of
 E[x_missing | x_observed], the RMSE-optimal fill).
+
+Either way imputations are clipped to each feature's observed range and observed entries are
+returned unchanged, bit for bit.
 """
 
 from __future__ import annotations
@@ -40,12 +45,15 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
 
     Parameters
     ----------
-    model : str or estimator, default="ae"
-        A family name ("ae", "denoising", "vae", ...) built with ``model_params``, or an aekit
+    model : str or estimator, default="masked"
+        A family name ("masked", "ae", "vae", ...) built with ``model_params``, or an aekit
         estimator instance: a fitted one is used as it is (``fit`` then only learns the fill
-        values), an unfitted one is cloned and fitted on the mean-filled X.
+        values and ranges), an unfitted one is cloned and fitted on X. A family that handles
+        missing values ("masked") is trained on X with its NaNs and fills them in one pass;
+        any other is trained on the mean-filled X and iterates (see the module notes).
     n_iter : int, default=10
-        Reconstruct-and-replace rounds (``"reconstruct"``) or chain length (``"sample"``).
+        Reconstruct-and-replace rounds (``"reconstruct"`` with a model that does not handle
+        missing values; unused otherwise) or chain length (``"sample"``).
     strategy : {"reconstruct", "sample"}, default="reconstruct"
         "sample" needs an unconditional VAE ("vae").
     model_params : dict or None
@@ -79,7 +87,7 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
     (False, True)
     """
 
-    def __init__(self, model="ae", *, n_iter: int = 10, strategy: str = "reconstruct",
+    def __init__(self, model="masked", *, n_iter: int = 10, strategy: str = "reconstruct",
                  model_params: dict | None = None, random_state=None, **kwargs):
         self.model = model
         self.n_iter = n_iter
@@ -88,7 +96,8 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        """Mean-fill X's NaNs and train the autoencoder on the result."""
+        """Train the autoencoder on X: with its NaNs for a model that handles missing values,
+        else on X with each feature's NaNs filled by its observed mean."""
         if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 1:
             raise ValueError(f"n_iter must be a positive integer, got {self.n_iter!r}")
         if self.strategy not in _STRATEGIES:
@@ -107,7 +116,8 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
             raise ValueError(
                 f"strategy='sample' needs an unconditional one-level VAE (model='vae'), got {type(template).__name__}"
             )
-        self.estimator_ = fitted(self.model, np.where(observed, X, self.fill_values_), self.model_params, self.random_state)
+        train_on = X if _handles_missing(template) else np.where(observed, X, self.fill_values_)
+        self.estimator_ = fitted(self.model, train_on, self.model_params, self.random_state)
         return self
 
     def transform(self, X):
@@ -120,7 +130,9 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
             return out
         rows = missing.reshape(len(X), -1).any(axis=1)  # only rows with a gap need the model
         sub, sub_missing = out[rows].astype(np.float32), missing[rows]
-        if self.strategy == "sample":
+        if _handles_missing(self.estimator_):  # one pass from the observed entries and their mask
+            sub = np.clip(reconstruct(self.estimator_, X[rows].astype(np.float32)), self.data_min_, self.data_max_)
+        elif self.strategy == "sample":
             sub = self._sample(sub, sub_missing)
         else:
             for _ in range(int(self.n_iter)):
@@ -171,10 +183,15 @@ class AutoencoderImputer(ModelParamsMixin, OneToOneFeatureMixin, TransformerMixi
         return tags
 
 
+def _handles_missing(estimator) -> bool:
+    """Whether the estimator's model takes NaNs as missing values (declares ``handles_missing``)."""
+    return bool(getattr(estimator, "capabilities", dict)().get("handles_missing"))
+
+
 def _single_level_vae(estimator) -> bool:
     """Whether the estimator's model is an unconditional VAE with one stochastic level (what the
     Metropolis-within-Gibbs sampler is written for)."""
-    caps = getattr(estimator, "capabilities", lambda: {})()
+    caps = getattr(estimator, "capabilities", dict)()
     return bool(caps.get("variational")) and not caps.get("conditional") and not caps.get("hierarchical")
 
 

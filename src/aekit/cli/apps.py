@@ -44,7 +44,7 @@ def add_commands(sub) -> None:
                      "DCI. Prints a table and writes RUN_DIR/evaluation.json.")
     ev.add_argument("--nll-samples", type=count, default=0, metavar="K",
                     help="importance samples per data point for the NLL (variational models; 0 skips it, the "
-                         "default; costs K forward passes per sample)")
+                         "default; costs K decoder passes per sample; shows a progress bar)")
     ev.set_defaults(func=_cmd_evaluate)
 
     dn = app_parser(sub, "denoise", "denoise data with a run's model",
@@ -72,14 +72,17 @@ def add_commands(sub) -> None:
                      help="expected fraction of outliers in DATA, in (0, 0.5]: the threshold is this quantile of "
                           "DATA's scores (default: 0.1)")
     cut.add_argument("--threshold", type=finite_float, metavar="T", help="a fixed score threshold instead")
-    de.add_argument("--scoring", choices=("reconstruction", "elbo"), default="reconstruction",
-                    help="reconstruction (default) or elbo (variational models)")
+    de.add_argument("--scoring", choices=("reconstruction", "latent_knn", "elbo", "auto"), default="reconstruction",
+                    help="reconstruction (default: minus the mean squared error per value), latent_knn (minus the "
+                         "mean distance of a sample's code to its 5 nearest other samples' codes), elbo (variational "
+                         "models) or auto (latent_knn for 500 images or more, else reconstruction)")
     de.set_defaults(func=_cmd_detect)
 
     im = app_parser(sub, "impute", "fill the missing values (NaN) of data with a run's model",
-                     "Fill the NaNs of DATA with the run's model (AutoencoderImputer over it): start from each "
-                     "feature's observed mean, then repeat 'reconstruct, overwrite the missing values'. Observed "
-                     "values are written unchanged.")
+                     "Fill the NaNs of DATA with the run's model (AutoencoderImputer over it): a masked model "
+                     "(--model masked) fills them in one pass from each row's observed values; any other starts "
+                     "from each feature's observed mean, then repeats 'reconstruct, overwrite the missing values'. "
+                     "Observed values are written unchanged.")
     im.add_argument("-o", "--output", required=True, metavar="FILE", help="the filled data: .npy, or .csv for tables")
     im.add_argument("--n-iter", type=positive_int, default=10, metavar="N",
                     help="reconstruct-and-replace rounds, or the chain length for --strategy sample (default: 10)")
@@ -139,9 +142,11 @@ def add_commands(sub) -> None:
 def _cmd_evaluate(args) -> int:
     from ..run import evaluate_run
 
-    what = f"estimating the NLL with {args.nll_samples} importance samples" if args.nll_samples else "evaluating"
-    with working(f"{what} on {args.data}..."):
-        r = evaluate_run(args.run_dir, args.data, nll_samples=args.nll_samples, **data_kwargs(args))
+    if args.nll_samples:  # long: a progress bar with the time remaining instead of a spinner
+        r = evaluate_run(args.run_dir, args.data, nll_samples=args.nll_samples, progress=True, **data_kwargs(args))
+    else:
+        with working(f"evaluating on {args.data}..."):
+            r = evaluate_run(args.run_dir, args.data, **data_kwargs(args))
     print(f"evaluation of {args.run_dir} on {args.data} ({args.split}, {r['n_samples']} samples)")
     print_metrics(r)
     print(f"wrote {Path(args.run_dir) / 'evaluation.json'}")
@@ -189,7 +194,7 @@ def _cmd_detect(args) -> int:
                    ((i, f"{s:.7g}", int(o)) for i, (s, o) in enumerate(zip(r.scores, r.is_outlier))))
     n_out = int(r.is_outlier.sum())
     how = f"--threshold {args.threshold:g}" if args.threshold is not None else f"contamination {args.contamination:g}"
-    print(f"{n_out} of {len(r.scores)} samples flagged as outliers ({args.scoring} score below {r.threshold:.6g}; {how})")
+    print(f"{n_out} of {len(r.scores)} samples flagged as outliers ({r.detector.scoring_} score below {r.threshold:.6g}; {how})")
     worst = np.argsort(r.scores, kind="stable")[: min(10, n_out)]
     if len(worst):
         print("most anomalous: " + ", ".join(f"{i} ({r.scores[i]:.4g})" for i in worst))

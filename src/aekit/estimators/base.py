@@ -50,6 +50,7 @@ class FitSettings:
     epochs: int = option(100, "passes over the training data")
     batch_size: int = option(64, "samples per gradient step")
     lr: float = option(1e-3, "AdamW learning rate")
+    lr_schedule: str = option("constant", "learning-rate schedule: constant, or cosine (anneals lr to 0 over the epochs, step by step)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     validation_fraction: float = option(0.1, "fraction of X held out to report a validation loss (0 for none)")
     early_stopping: bool = option(False, "stop when the validation loss stalls for `patience` epochs; keep the best weights")
@@ -73,7 +74,7 @@ class FitSettings:
 
 FIT_PARAMS = params_of(FitSettings)
 # Of those, the ones that go to the training loop (the rest are the estimator's own).
-TRAIN_PARAMS = ("epochs", "batch_size", "lr", "weight_decay", "validation_fraction", "early_stopping", "patience",
+TRAIN_PARAMS = ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "validation_fraction", "early_stopping", "patience",
                 "grad_clip", "on_nonfinite", "threads")
 
 
@@ -158,18 +159,25 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     @classmethod
     def capabilities(cls) -> dict[str, bool]:
         """What the model family can do (``variational``, ``generative``, ``conditional``,
-        ``quantised``, ``hierarchical``), as its model class declares it."""
+        ``quantised``, ``hierarchical``, ``handles_missing``), as its model class declares it."""
         return get_model_class(cls._model).capabilities()
 
     # -- input handling ------------------------------------------------------------
+    def _allows_nan(self) -> bool:
+        """Whether NaNs in X are accepted, as missing values (families that declare ``handles_missing``)."""
+        return self.capabilities()["handles_missing"]
+
     def _validate_X(self, X, reset: bool) -> np.ndarray:
         """Validate X and return it as float32 with one sample per row in its original layout."""
+        finite = "allow-nan" if self._allows_nan() else True
         if isinstance(X, np.memmap) and X.dtype == np.float32 and not reset:
             arr = X  # streamed batch by batch; finiteness is checked per batch
         elif np.ndim(X) == 2 if hasattr(X, "ndim") else True:
-            arr = validate_data(self, X, reset=reset, dtype=np.float32, ensure_min_samples=2 if reset else 1)
+            arr = validate_data(self, X, reset=reset, dtype=np.float32, ensure_all_finite=finite,
+                                ensure_min_samples=2 if reset else 1)
         else:
-            arr = check_array(X, allow_nd=True, dtype=np.float32, ensure_min_samples=2 if reset else 1)
+            arr = check_array(X, allow_nd=True, dtype=np.float32, ensure_all_finite=finite,
+                              ensure_min_samples=2 if reset else 1)
             if arr.ndim not in (3, 4):
                 raise ValueError(
                     f"X must be 2-D (n_samples, n_features) or images (n, h, w) / (n, c, h, w); got {arr.ndim}-D"
@@ -201,8 +209,14 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         if not on:
             self.mean_ = self.scale_ = None
             return
-        self.mean_ = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        std = X.std(axis=0, dtype=np.float64)
+        if self._allows_nan():  # NaN = missing: statistics of the observed entries
+            seen = ~np.isnan(X)
+            n = np.maximum(seen.sum(axis=0), 1)
+            mean = np.where(seen, X, 0).sum(axis=0, dtype=np.float64) / n
+            std = np.sqrt((np.where(seen, X - mean, 0) ** 2).sum(axis=0, dtype=np.float64) / n)
+        else:
+            mean, std = X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64)
+        self.mean_ = mean.astype(np.float32)
         self.scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
 
     def to_model_input(self, X) -> torch.Tensor:
@@ -227,7 +241,8 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         device = next(self.model_.parameters()).device
         for start in range(0, X.shape[0], self._score_batch):
             chunk = np.array(X[start : start + self._score_batch], dtype=np.float32)  # a copy: memmaps stay on disk
-            if not np.isfinite(chunk).all():
+            bad = np.isinf(chunk) if self._allows_nan() else ~np.isfinite(chunk)
+            if bad.any():
                 raise ValueError(f"X contains NaN or infinity (in rows {start}..{start + len(chunk) - 1})")
             yield self._to_model(chunk).to(device)
 
@@ -246,7 +261,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         config = cls(**settings)
         needs = config.probability_setting()
         if needs is not None and not _in_unit_interval(X):
-            lo, hi = float(np.min(X)), float(np.max(X))
+            lo, hi = _data_range(X)
             raise ValueError(
                 f"{needs} needs data in [0, 1], but X spans [{lo:.3g}, {hi:.3g}]; rescale it "
                 "(e.g. MinMaxScaler) or use loss='mse' / likelihood='gaussian'"
@@ -419,6 +434,7 @@ class BaseAutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]  # models compute in float32
+        tags.input_tags.allow_nan = self._allows_nan()
         return tags
 
     # -- persistence ---------------------------------------------------------------------
@@ -540,7 +556,9 @@ class _Conditional:
         return torch.cat(best)
 
     def predict(self, X):
-        """The class whose conditional model explains each sample best (highest ELBO)."""
+        """The class whose conditional model explains each sample best: the highest ELBO (for a
+        variational family; estimated from ``_infer_samples`` posterior draws per class, the same
+        draws for every class), not the score at the posterior mean."""
         check_is_fitted(self)
         return self.classes_[self._infer(self._validate_X(X, reset=False)).numpy()]
 
@@ -590,8 +608,19 @@ def estimator_classes() -> dict[str, type]:
     return {name: estimator_class(name) for name in model_names()}
 
 
+def _data_range(X: np.ndarray) -> tuple[float, float]:
+    """(min, max) of X's values, NaNs (missing values) left out; (0, 0) if every value is NaN."""
+    lo, hi = float(np.min(X)), float(np.max(X))  # NaN if X holds any
+    if not math.isnan(lo):
+        return lo, hi
+    if np.isnan(X).all():
+        return 0.0, 0.0
+    return float(np.nanmin(X)), float(np.nanmax(X))
+
+
 def _in_unit_interval(X: np.ndarray) -> bool:
-    return float(np.min(X)) >= 0 and float(np.max(X)) <= 1
+    lo, hi = _data_range(X)
+    return lo >= 0 and hi <= 1
 
 
 def _seed(random_state) -> int:

@@ -15,9 +15,11 @@ __all__ = [
     "DenoisingAutoEncoder",
     "SparseAutoEncoder",
     "ContractiveAutoEncoder",
+    "MaskedAutoEncoder",
     "VAE",
     "ConditionalVAE",
     "HierarchicalVAE",
+    "IWAE",
     "VQVAE",
     "BetaTCVAE",
     "FactorVAE",
@@ -136,6 +138,31 @@ class ContractiveAutoEncoder(*bases_for("contractive")):
     _model = "contractive"
 
 
+class MaskedAutoEncoder(*bases_for("masked")):
+    """Autoencoder for incomplete data: NaNs in X are missing values (the model behind
+    :class:`aekit.apps.AutoencoderImputer`).
+
+    The encoder sees the observed values and the mask of which entries are observed; training
+    hides a further share of the observed entries and scores the reconstruction on observed
+    entries only, so ``reconstruct`` fills NaNs with an estimate of E[missing | observed] in one
+    pass. ``fit``, ``transform``, ``reconstruct`` and ``score_samples`` accept NaNs (infinities
+    are still errors); standardization uses the observed entries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from aekit import MaskedAutoEncoder
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> X_missing = np.where(np.random.default_rng(0).random(X.shape) < 0.25, np.nan, X)
+    >>> mae = MaskedAutoEncoder(epochs=5, random_state=0).fit(X_missing)
+    >>> bool(np.isnan(mae.reconstruct(X_missing)).any())
+    False
+    """
+
+    _model = "masked"
+
+
 class VAE(*bases_for("vae")):
     """Variational autoencoder (loss = -ELBO in nats per sample).
 
@@ -159,7 +186,9 @@ class ConditionalVAE(*bases_for("cvae")):
 
     ``fit(X, y)`` needs y. ``transform``/``reconstruct``/``score_samples`` use y when given;
     without it, each sample's label is inferred as the class with the highest ELBO (``predict``).
-    ``sample(n, y=label)`` generates from one class (or n labels).
+    ``sample(n, y=label)`` generates from one class (or n labels): by default it decodes codes
+    drawn from a Gaussian fitted per class to the training codes after training
+    (``sample_codes="fitted"``; ``"prior"`` draws from N(0, I)).
 
     Examples
     --------
@@ -189,6 +218,26 @@ class HierarchicalVAE(*bases_for("hvae")):
     """
 
     _model = "hvae"
+
+
+class IWAE(*bases_for("iwae")):
+    """Importance-weighted autoencoder (Burda et al. 2016): a VAE trained on the k-sample
+    importance-weighted bound instead of the ELBO.
+
+    ``k`` importance samples per data point tighten the bound (k = 1 is a VAE); a step costs about
+    k decoder passes per sample. ``free_bits`` must stay 0; ``kl_warmup_epochs`` anneals the bound.
+
+    Examples
+    --------
+    >>> from aekit import IWAE
+    >>> from aekit.datasets import load_dataset
+    >>> X = load_dataset("digits").X.reshape(-1, 64)
+    >>> iwae = IWAE(k=5, latent_dim=4, epochs=3, random_state=0).fit(X)
+    >>> sorted(k for k in iwae.history_[-1] if k in ("iwae", "kl", "recon"))
+    ['iwae', 'kl', 'recon']
+    """
+
+    _model = "iwae"
 
 
 class VQVAE(*bases_for("vqvae")):

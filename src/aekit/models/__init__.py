@@ -13,6 +13,8 @@ from .denoising import DenoisingAE, DenoisingConfig
 from .factorvae import FactorVAE, FactorVAEConfig
 from .hvae import HVAE, HVAEConfig
 from .infovae import InfoVAE, InfoVAEConfig
+from .iwae import IWAE, IWAEConfig
+from .masked import MaskedAE, MaskedConfig
 from .rae import RAE, RAEConfig
 from .sparse import SparseAE, SparseConfig
 from .vae import VAE, VAEConfig
@@ -24,7 +26,8 @@ __all__ = [
     "AEOutput", "Autoencoder", "ModelConfig", "option", "register",
     "AE", "AEConfig", "DenoisingAE", "DenoisingConfig", "SparseAE", "SparseConfig",
     "ContractiveAE", "ContractiveConfig", "VAE", "VAEConfig", "CVAE", "CVAEConfig",
-    "HVAE", "HVAEConfig", "VQVAE", "VQVAEConfig", "BetaTCVAE", "BetaTCVAEConfig", "FactorVAE", "FactorVAEConfig",
+    "HVAE", "HVAEConfig", "IWAE", "IWAEConfig", "VQVAE", "VQVAEConfig", "BetaTCVAE", "BetaTCVAEConfig",
+    "FactorVAE", "FactorVAEConfig",
     "InfoVAE", "InfoVAEConfig", "VampPriorVAE", "VampPriorConfig", "WAE", "WAEConfig", "RAE", "RAEConfig",
-    "AAE", "AAEConfig",
+    "AAE", "AAEConfig", "MaskedAE", "MaskedConfig",
 ]

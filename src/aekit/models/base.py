@@ -15,12 +15,14 @@ from .._config import option
 
 __all__ = [
     "AEOutput", "Autoencoder", "CAPABILITIES", "ModelConfig", "SharedNoise", "check_choice", "check_nonneg",
-    "decode_prior", "fit_defaults", "one_hot", "option", "reconstruction", "standard_normal", "to_data_space",
+    "check_positive_int", "decode_prior", "fit_defaults", "one_hot", "option", "reconstruction", "standard_normal",
+    "to_data_space",
     "torch_generator",
 ]
 
 RECON_LOSSES = ("mse", "bce", "gaussian")
-CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical", "adversarial")
+CAPABILITIES = ("variational", "generative", "conditional", "quantised", "hierarchical", "adversarial",
+                "handles_missing")
 
 
 @dataclass
@@ -50,9 +52,9 @@ class ModelConfig:
         self.hidden_dims = _int_tuple("hidden_dims", self.hidden_dims)
         if not self.input_shape or min(self.input_shape) < 1:
             raise ValueError(f"input_shape must be a non-empty tuple of positive sizes, got {self.input_shape}")
-        _positive_int("latent_dim", self.latent_dim)
+        check_positive_int("latent_dim", self.latent_dim)
         for h in self.hidden_dims:
-            _positive_int("each of hidden_dims", h)
+            check_positive_int("each of hidden_dims", h)
         if self.architecture not in ("mlp", "conv"):
             raise ValueError(f"architecture must be 'mlp' or 'conv', got {self.architecture!r}")
         if self.architecture == "conv" and not self.hidden_dims:
@@ -102,7 +104,7 @@ def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _positive_int(name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
@@ -135,19 +137,27 @@ class AEOutput:
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None):
-    """Per-sample reconstruction loss and data-space reconstruction from a decoder output.
+def reconstruction_loss(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None,
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample reconstruction loss (B,) from a decoder output (B, ...).
 
     kind ``"mse"``: out is the mean; ``"bce"``: out are Bernoulli logits; ``"gaussian"``: out is the
-    mean of N(out, exp(logvar)). Returns (loss (B,), x_hat (B, ...)).
+    mean of N(out, exp(logvar)). ``weight`` (like x) weighs each entry's term (0 leaves it out).
     """
     if kind == "mse":
-        return losses.mse(out, x), out
+        return losses.mse(out, x, weight)
     if kind == "bce":
-        return losses.bce_with_logits(out, x), torch.sigmoid(out)
+        return losses.bce_with_logits(out, x, weight)
     if kind == "gaussian":
-        return losses.gaussian_nll(x, out, logvar), out
+        return losses.gaussian_nll(x, out, logvar, weight)
     raise ValueError(f"unknown reconstruction loss {kind!r}; use one of {RECON_LOSSES}")
+
+
+def reconstruction(kind: str, out: torch.Tensor, x: torch.Tensor, logvar: torch.Tensor | None = None,
+                   weight: torch.Tensor | None = None):
+    """Per-sample reconstruction loss and data-space reconstruction from a decoder output:
+    (loss (B,), x_hat (B, ...)); see :func:`reconstruction_loss`."""
+    return reconstruction_loss(kind, out, x, logvar, weight), to_data_space(kind, out)
 
 
 def to_data_space(kind: str, out: torch.Tensor) -> torch.Tensor:
@@ -164,10 +174,14 @@ class SharedNoise:
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
 
-def standard_normal(like: torch.Tensor, generator=None) -> torch.Tensor:
-    """N(0, 1) noise shaped like ``like`` (B, ...), from a torch.Generator or a SharedNoise."""
+def standard_normal(like: torch.Tensor, generator=None, *, batch_dim: int = 0) -> torch.Tensor:
+    """N(0, 1) noise shaped like ``like`` (..., B, ...), from a torch.Generator or a SharedNoise;
+    with a SharedNoise, every row along ``batch_dim`` gets the same draws (e.g. ``batch_dim=1`` for
+    (S, B, K): the S samples differ, the rows B share them)."""
     if isinstance(generator, SharedNoise):
-        row = torch.randn(like.shape[1:], generator=generator.generator, device=like.device, dtype=like.dtype)
+        shape = list(like.shape)
+        shape[batch_dim] = 1
+        row = torch.randn(shape, generator=generator.generator, device=like.device, dtype=like.dtype)
         return row.expand_as(like)
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
@@ -216,6 +230,7 @@ class Autoencoder(nn.Module):
     conditional: ClassVar[bool] = False  # needs class labels y in every call
     quantised: ClassVar[bool] = False  # discrete codes: encode_indices(), decode_indices()
     hierarchical: ClassVar[bool] = False  # several stochastic levels, a KL per level (kl_1, kl_2, ...)
+    handles_missing: ClassVar[bool] = False  # NaN entries of x are missing values: seen as a mask, left out of the loss
     # A second player (a discriminator) trains beside the model, in a parameter group of its own:
     # its loss is the part "discriminator", added to the loss in training only; the model's
     # adversarial term is a game value against the current discriminator, which need not fall.

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import math
-
 import torch
 from torch import nn
 
-from .. import losses
 from .._registry import register
 from ..nn import MLP, build_decoder, build_encoder
-from .base import AEOutput, Autoencoder, option, standard_normal, to_data_space
-from .vae import VAE, VAEConfig, kl_objective, log_normal
+from .base import Autoencoder, _int_tuple, option, to_data_space
+from .vae import VAE, Level, VAEConfig, reparameterise, repeat_samples
 
 
 @dataclass
@@ -31,15 +28,22 @@ class HVAEConfig(VAEConfig):
 
     lower_latent_dims: tuple[int, ...] = option((32,), "sizes of the stochastic layers below the top one, bottom first")
     level_dim: int = option(128, "deterministic width between levels when hidden_dims is empty")
+    skip: bool = option(False, "skip paths: the decoder p(x | z_1, ..., z_L) sees every stochastic layer, not z_1 only")
     # Without a floor the lower layers of a ladder VAE collapse onto their prior early in training
     # (KL_1 -> 0 on digits in our runs); 0.25 nats per dimension keeps every level in use.
-    free_bits: float = option(0.25, "nats per latent dimension below which the KL is not pushed down")
+    free_bits: float | tuple[float, ...] = option(
+        0.25, "nats per latent dimension below which the KL is not pushed down (one number, or one per stochastic layer, bottom first)"
+    )
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.lower_latent_dims) + 1
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        self.lower_latent_dims = tuple(int(d) for d in self.lower_latent_dims)
+        self.lower_latent_dims = _int_tuple("lower_latent_dims", self.lower_latent_dims)
         if not self.lower_latent_dims or min(self.lower_latent_dims) < 1:
             raise ValueError("lower_latent_dims needs at least one positive size (a hierarchy has >= 2 layers)")
+        super().__post_init__()
 
     @property
     def latent_dims(self) -> tuple[int, ...]:
@@ -55,6 +59,11 @@ def _merge(mu_a, logvar_a, mu_b, logvar_b):
 
 @register("hvae")
 class HVAE(VAE):
+    """Ladder VAE: ``posterior_levels`` runs the bottom-up pass once and samples top-down, merging
+    each layer's bottom-up estimate with its prior; the ELBO, the importance weights and the loss
+    are VAE's, over these levels. ``encode`` is the top layer's posterior mean; ``reconstruct``
+    decodes the posterior mean path; ``decode`` walks a top-layer code down the prior means."""
+
     Config = HVAEConfig
     hierarchical = True
 
@@ -63,16 +72,17 @@ class HVAE(VAE):
         c = config
         dims = c.latent_dims
         h = c.hidden_dims[-1] if c.hidden_dims else c.level_dim
-        act = c.activation
+        act, bn = c.activation, c.batch_norm
         # bottom-up: x -> d_1 -> d_2 ... ; each d_l gives (mu_hat_l, logvar_hat_l)
         self.up = nn.ModuleList(
-            [encoder or build_encoder(c.architecture, c.input_shape, c.hidden_dims, h, act, out_activation=act)]
-            + [MLP(h, (), h, act, out_activation=act) for _ in dims[1:]]
+            [encoder or build_encoder(c.architecture, c.input_shape, c.hidden_dims, h, act, out_activation=act, batch_norm=bn)]
+            + [MLP(h, (), h, act, out_activation=act, batch_norm=bn) for _ in dims[1:]]
         )
         self.q_heads = nn.ModuleList(nn.Linear(h, 2 * d) for d in dims)
         # top-down priors p(z_l | z_{l+1}) for l < L
-        self.p_nets = nn.ModuleList(MLP(dims[i + 1], (h,), 2 * dims[i], act) for i in range(len(dims) - 1))
-        self.decoder = decoder or build_decoder(c.architecture, c.input_shape, c.hidden_dims, dims[0], act)
+        self.p_nets = nn.ModuleList(MLP(dims[i + 1], (h,), 2 * dims[i], act, batch_norm=bn) for i in range(len(dims) - 1))
+        dec_in = sum(dims) if c.skip else dims[0]
+        self.decoder = decoder or build_decoder(c.architecture, c.input_shape, c.hidden_dims, dec_in, act, batch_norm=bn)
         self._init_likelihood()
         self.register_buffer("epochs_done", torch.zeros(()))
 
@@ -84,59 +94,49 @@ class HVAE(VAE):
             est.append(head(d).chunk(2, dim=1))
         return est
 
-    def _top_down(self, x, generator):
-        """Sample the hierarchy from q; per level (bottom first): z, q params, p params."""
-        est = self._bottom_up(x)
+    def posterior_levels(self, x, y=None, *, n_samples=1, generator=None, sample=True):
+        est = self._bottom_up(x)  # once per data point, whatever n_samples
         L = len(est)
-        levels = [None] * L
-        mu_q, logvar_q = est[-1]
-        mu_p, logvar_p = torch.zeros_like(mu_q), torch.zeros_like(logvar_q)
+        levels: list = [None] * L
         for lvl in range(L - 1, -1, -1):
+            mu_q, logvar_q = (repeat_samples(t, n_samples) for t in est[lvl])  # (S * B, d_l)
+            mu_p = logvar_p = None  # the top layer's prior is N(0, I)
             if lvl < L - 1:
-                mu_p, logvar_p = self.p_nets[lvl](levels[lvl + 1][0]).chunk(2, dim=1)
-                mu_q, logvar_q = _merge(*est[lvl], mu_p, logvar_p)
-            if self.config.min_variance > 0:
-                logvar_q = logvar_q.clamp_min(math.log(self.config.min_variance))
-            eps = standard_normal(mu_q, generator)
-            z = mu_q + torch.exp(0.5 * logvar_q) * eps
-            levels[lvl] = (z, mu_q, logvar_q, mu_p, logvar_p)
+                mu_p, logvar_p = self.p_nets[lvl](levels[lvl + 1].z).chunk(2, dim=1)
+                mu_q, logvar_q = _merge(mu_q, logvar_q, mu_p, logvar_p)
+            logvar_q = self._floor_logvar(logvar_q)
+            z = reparameterise(mu_q, logvar_q, n_samples, generator) if sample else mu_q
+            levels[lvl] = Level(z, mu_q, logvar_q, mu_p, logvar_p)
         return levels
 
     def posterior(self, x, y=None):
-        """Bottom-up estimate of q(z_L | x) for the top layer (its mean is the code)."""
-        return self._bottom_up(x)[-1]
+        """q(z_L | x) for the top layer: the bottom-up estimate (its mean is the code), (B, K) each."""
+        mu, logvar = self._bottom_up(x)[-1]
+        return mu, self._floor_logvar(logvar)
+
+    def _decode_layers(self, zs: list[torch.Tensor]) -> torch.Tensor:
+        """Decoder output from one value per stochastic layer (bottom first): from z_1, or with
+        skip paths from all of them."""
+        return self.decoder(torch.cat(zs, dim=1) if self.config.skip else zs[0])
+
+    def decoder_output_from(self, levels, y=None):
+        return self._decode_layers([level.z for level in levels])
 
     def decoder_output(self, z, y=None):
         """Decode a top-layer code (B, latent_dim), walking down through the prior means."""
+        zs = [z]
         for p_net in reversed(self.p_nets):
-            z = p_net(z).chunk(2, dim=1)[0]
-        return self.decoder(z)
-
-    def forward(self, x, y=None, *, generator=None) -> AEOutput:
-        levels = self._top_down(x, generator)
-        out = self.decoder(levels[0][0])
-        recon, x_hat = self._reconstruction(out, x)
-        kls = [losses.kl_normal_normal(mq, lq, mp, lp, per_dim=True) for _, mq, lq, mp, lp in levels]  # (B, d_l)
-        kl_term = sum(kl_objective(k, self.config.free_bits, self.training) for k in kls)
-        loss = recon.mean() + self.kl_weight() * kl_term
-        parts = {"recon": recon, "kl": sum(k.sum(dim=1) for k in kls)}
-        parts.update({f"kl_{i + 1}": k.sum(dim=1) for i, k in enumerate(kls)})
-        return AEOutput(loss=loss, parts=parts, x_hat=x_hat, z=levels[-1][1])
-
-    def log_weight(self, x, y=None, *, generator=None):
-        levels = self._top_down(x, generator)
-        nll, _ = self._reconstruction(self.decoder(levels[0][0]), x)
-        log_p = sum(log_normal(z, mp, lp) for z, _, _, mp, lp in levels)
-        log_q = sum(log_normal(z, mq, lq) for z, mq, lq, _, _ in levels)
-        return -nll + log_p - log_q
+            zs.insert(0, p_net(zs[0]).chunk(2, dim=1)[0])
+        return self._decode_layers(zs)
 
     @torch.no_grad()
     def sample(self, n, y=None, *, generator=None):
-        """Ancestral sampling z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}), x-mean from p(x | z_1)."""
+        """Ancestral sampling z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}), x-mean from p(x | z_1) (or
+        p(x | z_1, ..., z_L) with skip paths)."""
         device = next(self.parameters()).device
-        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device)
+        zs = [torch.randn((n, self.config.latent_dim), generator=generator, device=device)]
         for p_net in reversed(self.p_nets):
-            mu, logvar = p_net(z).chunk(2, dim=1)
+            mu, logvar = p_net(zs[0]).chunk(2, dim=1)
             eps = torch.randn(mu.shape, generator=generator, device=device)
-            z = mu + torch.exp(0.5 * logvar) * eps
-        return to_data_space(self.recon_kind, self.decoder(z))
+            zs.insert(0, mu + torch.exp(0.5 * logvar) * eps)
+        return to_data_space(self.recon_kind, self._decode_layers(zs))

@@ -24,7 +24,8 @@ class SparseConfig(AEConfig):
     target_rate: one rate, or one per penalised layer. layer_weights: weights w_k for
     (hidden layers..., code); None penalises the code layer only. divergence: ``"kl"``, ``"l1"``,
     ``"l2"``. k: code units kept by ``"topk"``. code_activation None picks sigmoid for ``"kl"``
-    (rates must lie in [0, 1]), relu for ``"l1"`` and a linear code for ``"topk"``; pass
+    (rates must lie in (0, 1): with divergence ``"kl"`` every penalised layer must be sigmoid, other
+    activations are refused), relu for ``"l1"`` and a linear code for ``"topk"``; pass
     ``"linear"`` for a linear code with any mode.
     """
 
@@ -51,6 +52,8 @@ class SparseConfig(AEConfig):
                 raise ValueError(f"layer_weights needs 1 or {n_layers} entries (hidden layers + code)")
             if self.architecture == "conv" and len(self.layer_weights) > 1:
                 raise ValueError("per-layer sparsity weights need architecture='mlp'; conv penalises the code only")
+        if self.sparsity == "kl" and self.divergence == "kl":
+            self._check_rates_are_probabilities()
         rates = self.target_rate if isinstance(self.target_rate, (tuple, list)) else (self.target_rate,)
         if any(not 0 < r < 1 for r in rates):
             raise ValueError(f"target_rate must lie strictly between 0 and 1, got {self.target_rate!r}")
@@ -60,6 +63,25 @@ class SparseConfig(AEConfig):
 
     def pca_unavailable(self) -> str | None:
         return "does not apply to a sparse code (a PCA projection is dense)"
+
+    def _check_rates_are_probabilities(self) -> None:
+        """KL(target || rate) reads a unit's mean activation as a firing probability, so every
+        penalised layer needs activations in (0, 1): a ReLU unit averaging above 1 would be clipped
+        to 1 - eps by kl_bernoulli and get no gradient at all, escaping the penalty."""
+        hint = "or keep the activation and use divergence='l1' or 'l2' (no range needed)"
+        if self.code_activation != "sigmoid":
+            raise ValueError(
+                f"sparsity='kl' with divergence='kl' needs the code's activations in (0, 1), but "
+                f"code_activation={self.code_activation!r}; use code_activation='sigmoid' (the default "
+                f"for sparsity='kl') {hint}"
+            )
+        weights = self.layer_weights or ()
+        if len(weights) > 1 and any(w > 0 for w in weights[:-1]) and self.activation != "sigmoid":
+            raise ValueError(
+                f"sparsity='kl' with divergence='kl' on hidden layers (layer_weights={weights}) needs their "
+                f"activations in (0, 1), but activation={self.activation!r}; use activation='sigmoid', give the "
+                f"hidden layers weight 0, {hint}"
+            )
 
 
 def topk_mask(z: torch.Tensor, k: int) -> torch.Tensor:

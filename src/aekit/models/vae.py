@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ from .base import (
     check_nonneg,
     decode_prior,
     option,
-    reconstruction,
+    reconstruction_loss,
     standard_normal,
     to_data_space,
 )
@@ -46,19 +47,42 @@ class VAEConfig(ModelConfig):
     kl_schedule: str = option("linear", "KL warm-up shape: linear, or cyclical (repeats every kl_cycle_epochs)")
     kl_warmup_epochs: float = option(0.0, "epochs over which the KL weight ramps from 0 to beta")
     kl_cycle_epochs: float = option(0.0, "cycle length in epochs for kl_schedule=cyclical")
-    free_bits: float = option(0.0, "nats per latent dimension below which the KL is not pushed down")
+    free_bits: float | tuple[float, ...] = option(
+        0.0, "nats per latent dimension below which the KL is not pushed down (one number, or one per stochastic layer, bottom first)"
+    )
     min_variance: float = option(0.0, "floor on the encoder's posterior variance")
+    batch_norm: bool = option(False, "batch normalisation before every hidden activation of the networks")
+
+    @property
+    def n_levels(self) -> int:
+        """Number of stochastic layers."""
+        return 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian"))
         check_choice("kl_schedule", self.kl_schedule, ("linear", "cyclical"))
-        for name in ("beta", "kl_warmup_epochs", "kl_cycle_epochs", "free_bits", "min_variance"):
+        for name in ("beta", "kl_warmup_epochs", "kl_cycle_epochs", "min_variance"):
             check_nonneg(name, getattr(self, name))
+        if isinstance(self.free_bits, (list, tuple)):
+            self.free_bits = tuple(self.free_bits)
+            if len(self.free_bits) != self.n_levels:
+                raise ValueError(
+                    f"free_bits has {len(self.free_bits)} entries for {self.n_levels} stochastic layer(s); "
+                    "give one number, or one per layer (bottom first)"
+                )
+        for fb in self.free_bits_per_level:
+            check_nonneg("free_bits", fb)
         if self.gaussian_std is not None and not self.gaussian_std > 0:
             raise ValueError(f"gaussian_std must be > 0 (or None to learn it), got {self.gaussian_std!r}")
         if self.kl_schedule == "cyclical" and not self.kl_cycle_epochs >= self.kl_warmup_epochs > 0:
             raise ValueError("kl_schedule='cyclical' needs kl_cycle_epochs >= kl_warmup_epochs > 0")
+
+    @property
+    def free_bits_per_level(self) -> tuple[float, ...]:
+        """free_bits as one number per stochastic layer, bottom first."""
+        fb = self.free_bits
+        return tuple(fb) if isinstance(fb, tuple) else (fb,) * self.n_levels
 
     @classmethod
     def for_data(cls, settings, *, unit_interval):
@@ -96,12 +120,60 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
     return -losses.gaussian_nll(z, mu, logvar)
 
 
+class Level(NamedTuple):
+    """One stochastic layer of a posterior draw: z ~ q(z | x, the layers above) and the prior
+    p(z | the layers above); ``mu_p``/``logvar_p`` are None for the N(0, I) prior. Each (S * B, d):
+    S draws per data point, sample-major (row s * B + b)."""
+
+    z: torch.Tensor
+    mu_q: torch.Tensor
+    logvar_q: torch.Tensor
+    mu_p: torch.Tensor | None = None
+    logvar_p: torch.Tensor | None = None
+
+    def kl_per_dim(self) -> torch.Tensor:
+        """Analytic KL(q || p) per dimension, (S * B, d)."""
+        if self.mu_p is None:
+            return losses.kl_normal(self.mu_q, self.logvar_q, per_dim=True)
+        return losses.kl_normal_normal(self.mu_q, self.logvar_q, self.mu_p, self.logvar_p, per_dim=True)
+
+    def log_ratio(self, log_prior=None) -> torch.Tensor:
+        """log p(z) - log q(z) at the drawn z, (S * B,). ``log_prior(z)`` gives log p(z) of a layer
+        without a Gaussian prior here (the top one: the model's own prior, N(0, I) when None)."""
+        if self.mu_p is not None:
+            log_p = log_normal(self.z, self.mu_p, self.logvar_p)
+        elif log_prior is not None:
+            log_p = log_prior(self.z)
+        else:
+            zeros = torch.zeros_like(self.z)
+            log_p = log_normal(self.z, zeros, zeros)
+        return log_p - log_normal(self.z, self.mu_q, self.logvar_q)
+
+
+def repeat_samples(t, n: int):
+    """(B, ...) -> (n * B, ...), sample-major: the layout of ``Level`` tensors (None stays None)."""
+    if t is None or n == 1:
+        return t
+    t = torch.as_tensor(t)
+    return t.repeat(n, *([1] * (t.dim() - 1)))
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int, generator=None) -> torch.Tensor:
+    """z = mu + sigma * eps for rows laid out sample-major, (n_samples * B, d) (Kingma & Welling
+    2014); a SharedNoise gives the B rows of each sample the same eps."""
+    shape = (n_samples, mu.shape[0] // n_samples, *mu.shape[1:])
+    eps = standard_normal(mu.new_empty(shape), generator, batch_dim=1).reshape(mu.shape)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
 @register("vae")
 class VAE(Autoencoder):
     """Gaussian encoder q(z|x) = N(mu, diag(sigma^2)), prior N(0, I), Bernoulli or Gaussian decoder.
 
     ``encode`` gives the posterior mean; ``forward`` samples z = mu + sigma * eps with the
-    generator passed in.
+    generator passed in. Subclasses with several stochastic layers override
+    ``posterior_levels`` and ``decoder_output_from``; the ELBO, its importance-weighted version and
+    the training loss are written once, here, over the list of levels.
     """
 
     Config = VAEConfig
@@ -113,10 +185,11 @@ class VAE(Autoencoder):
         super().__init__(config)
         c = config
         self.encoder = encoder or build_encoder(
-            c.architecture, c.input_shape, c.hidden_dims, 2 * c.latent_dim, c.activation, cond_dim=self.cond_dim
+            c.architecture, c.input_shape, c.hidden_dims, 2 * c.latent_dim, c.activation, cond_dim=self.cond_dim,
+            batch_norm=c.batch_norm,
         )
         self.decoder = decoder or build_decoder(
-            c.architecture, c.input_shape, c.hidden_dims, self.decoder_in_dim, c.activation
+            c.architecture, c.input_shape, c.hidden_dims, self.decoder_in_dim, c.activation, batch_norm=c.batch_norm
         )
         self._init_likelihood()
         # epochs of training done so far, kept in the state dict so a resumed run anneals the same way
@@ -130,6 +203,7 @@ class VAE(Autoencoder):
         c = self.config
         self.recon_kind = "bce" if c.likelihood == "bernoulli" else "gaussian"
         if c.likelihood == "gaussian" and c.gaussian_std is None:
+            # unconstrained; the variance is _MIN_DECODER_VARIANCE + exp(decoder_logvar)
             self.decoder_logvar = nn.Parameter(torch.zeros(()))
         else:
             self.decoder_logvar = None
@@ -139,16 +213,22 @@ class VAE(Autoencoder):
         if c.likelihood != "gaussian":
             return None
         if self.decoder_logvar is not None:
-            return self.decoder_logvar.clamp_min(math.log(_MIN_DECODER_VARIANCE))
+            # log(floor + exp(raw)): never below the floor, and its gradient exp(raw) / (floor + exp(raw))
+            # never vanishes (a clamp would stop the parameter dead once it crossed the floor)
+            return torch.logaddexp(self.decoder_logvar, self.decoder_logvar.new_tensor(math.log(_MIN_DECODER_VARIANCE)))
         return torch.full((), 2 * math.log(c.gaussian_std), device=ref.device, dtype=ref.dtype)
+
+    def _recon_loss(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per sample (B,) from the decoder output."""
+        return reconstruction_loss(self.recon_kind, out, x, self._decoder_logvar(out))
 
     def _reconstruction(self, out: torch.Tensor, x: torch.Tensor):
         """-log p(x|z) per sample (B,) and the decoder mean in data space, from the decoder output."""
-        return reconstruction(self.recon_kind, out, x, self._decoder_logvar(out))
+        return self._recon_loss(out, x), to_data_space(self.recon_kind, out)
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor, y=None) -> torch.Tensor:
         """log p(x | z) per sample, (B,); z: (B, latent_dim)."""
-        return -self._reconstruction(self.decoder_output(z, y), x)[0]
+        return -self._recon_loss(self.decoder_output(z, y), x)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) under the N(0, I) prior, (B,)."""
@@ -185,25 +265,45 @@ class VAE(Autoencoder):
         return module(x) if c is None else module(x, c)
 
     # -- distributions ----------------------------------------------------------------
+    def _floor_logvar(self, logvar: torch.Tensor) -> torch.Tensor:
+        """The posterior log-variance with the ``min_variance`` floor applied."""
+        if self.config.min_variance > 0:
+            return logvar.clamp_min(math.log(self.config.min_variance))
+        return logvar
+
     def posterior(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters of q(z|x): mean and log-variance, each (B, K)."""
         c = self.condition(y)
         h = self._call(self.encoder, x, c.to(x.device) if c is not None else None)  # (B, 2K)
         mu, logvar = h.chunk(2, dim=1)
-        if self.config.min_variance > 0:
-            logvar = logvar.clamp_min(math.log(self.config.min_variance))
-        return mu, logvar
+        return mu, self._floor_logvar(logvar)
+
+    def posterior_levels(self, x: torch.Tensor, y=None, *, n_samples: int = 1, generator=None, sample: bool = True) -> list[Level]:
+        """Draws from the posterior over every stochastic layer, bottom first; x is encoded once
+        for all ``n_samples`` draws per data point (tensors (n_samples * B, d), sample-major).
+        ``sample=False`` gives the mean path: z = the posterior mean at every layer."""
+        mu, logvar = (repeat_samples(t, n_samples) for t in self.posterior(x, y))  # (S * B, K)
+        z = reparameterise(mu, logvar, n_samples, generator) if sample else mu
+        return [Level(z, mu, logvar)]
 
     def decoder_output(self, z: torch.Tensor, y=None) -> torch.Tensor:
         c = self.condition(y)
         zc = z if c is None else torch.cat([z, c.to(z.device)], dim=1)  # (B, K + C)
         return self.decoder(zc)
 
+    def decoder_output_from(self, levels: list[Level], y=None) -> torch.Tensor:
+        """Decoder output for a posterior draw (what p(x | z) is computed from), (S * B, ...)."""
+        return self.decoder_output(levels[0].z, y)
+
     def encode(self, x, y=None):
         return self.posterior(x, y)[0]
 
     def decode(self, z, y=None):
         return to_data_space(self.recon_kind, self.decoder_output(z, y))
+
+    def reconstruct(self, x, y=None):
+        """Decoder mean along the posterior mean path (every layer at its posterior mean)."""
+        return to_data_space(self.recon_kind, self.decoder_output_from(self.posterior_levels(x, y, sample=False), y))
 
     def kl_weight(self) -> float:
         return kl_weight(self.config, float(self.epochs_done), self.training)
@@ -218,18 +318,53 @@ class VAE(Autoencoder):
         return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
 
     def forward(self, x, y=None, *, generator=None) -> AEOutput:
-        z, mu, logvar = self.reparameterize(x, y, generator)  # (B, K) each
-        out = self.decoder_output(z, y)
-        recon, x_hat = self._reconstruction(out, x)
-        kl_dims = losses.kl_normal(mu, logvar, per_dim=True)  # (B, K)
-        loss = recon.mean() + self.kl_weight() * kl_objective(kl_dims, self.config.free_bits, self.training)
-        return AEOutput(loss=loss, parts={"recon": recon, "kl": kl_dims.sum(dim=1)}, x_hat=x_hat, z=mu)
+        levels, out = self.draw(x, y, generator=generator)
+        return self._output(levels, out, self._recon_loss(out, x))
+
+    def draw(self, x, y=None, n_samples: int = 1, *, generator=None) -> tuple[list[Level], torch.Tensor]:
+        """``n_samples`` posterior draws per data point (x encoded once) and the decoder output
+        for them: (levels, out (n_samples * B, ...)), sample-major."""
+        levels = self.posterior_levels(x, y, n_samples=n_samples, generator=generator)
+        return levels, self.decoder_output_from(levels, repeat_samples(y, n_samples))
+
+    def _output(self, levels: list[Level], out: torch.Tensor, recon: torch.Tensor, loss: torch.Tensor | None = None) -> AEOutput:
+        """The ELBO's parts for one draw per data point (recon (B,), KL per level) and, unless given,
+        the training loss: recon + KL weight * KL, with free bits per level."""
+        kls = [level.kl_per_dim() for level in levels]  # (B, d_l) per level
+        if loss is None:
+            kl_term = sum(kl_objective(k, fb, self.training) for k, fb in zip(kls, self.config.free_bits_per_level))
+            loss = recon.mean() + self.kl_weight() * kl_term
+        parts = {"recon": recon, "kl": sum(k.sum(dim=1) for k in kls)}
+        if len(kls) > 1:
+            parts.update({f"kl_{i + 1}": k.sum(dim=1) for i, k in enumerate(kls)})
+        return AEOutput(loss=loss, parts=parts, x_hat=to_data_space(self.recon_kind, out), z=levels[-1].mu_q)
+
+    def _log_terms(self, levels: list[Level], out: torch.Tensor, x: torch.Tensor, n_samples: int):
+        """log p(x | z_s) and log p(z_s) - log q(z_s | x) of a draw, each (n_samples, B)."""
+        b = x.shape[0]
+        if self.recon_kind == "bce":  # x broadcast over the draws, not copied
+            log_px = losses.bernoulli_log_likelihood(out.reshape(n_samples, b, *out.shape[1:]), x)  # (S, B)
+        else:
+            log_px = -self._recon_loss(out, repeat_samples(x, n_samples)).reshape(n_samples, b)
+        log_ratio = sum(level.log_ratio(self.log_prior) for level in levels)  # (S * B,); the model's prior on top
+        return log_px, log_ratio.reshape(n_samples, b)
+
+    def importance_terms(self, x, y=None, n_samples: int = 1, *, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """log p(x | z_s) and log p(z_s) - log q(z_s | x) for ``n_samples`` posterior draws per data
+        point, each (n_samples, B); x is encoded once and the draws decoded in one batch."""
+        levels, out = self.draw(x, y, n_samples, generator=generator)
+        return self._log_terms(levels, out, x, n_samples)
+
+    def log_weights(self, x, y=None, n_samples: int = 1, *, generator=None) -> torch.Tensor:
+        """Log importance weights log p(x, z_s) - log q(z_s | x), z_s ~ q(z|x), for ``n_samples``
+        draws per data point, (n_samples, B). log (1/S sum_s exp(.)) is the importance-weighted
+        bound of Burda et al. 2016; x is encoded once for all the draws."""
+        log_px, log_ratio = self.importance_terms(x, y, n_samples, generator=generator)
+        return log_px + log_ratio
 
     def log_weight(self, x, y=None, *, generator=None) -> torch.Tensor:
-        """One importance sample's log p(x, z) - log q(z|x), z ~ q(z|x); (B,). Averaging its exp
-        over k samples gives the importance-weighted bound of Burda et al. 2016."""
-        z, mu, logvar = self.reparameterize(x, y, generator)
-        return self.log_likelihood(x, z, y) + self.log_prior(z) - log_normal(z, mu, logvar)
+        """One importance sample's log p(x, z) - log q(z|x), z ~ q(z|x); (B,)."""
+        return self.log_weights(x, y, 1, generator=generator)[0]
 
     @torch.no_grad()
     def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> torch.Tensor:

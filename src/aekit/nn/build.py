@@ -19,16 +19,18 @@ def build_encoder(
     activation: str | None,
     cond_dim: int = 0,
     out_activation: str | None = None,
+    batch_norm: bool = False,
 ) -> nn.Module:
     """Encoder (B, *input_shape) [+ condition (B, cond_dim)] -> (B, out_dim).
 
-    For ``"conv"``, hidden_dims are the channels of the stride-2 stages.
+    For ``"conv"``, hidden_dims are the channels of the stride-2 stages. ``batch_norm`` normalises
+    before every activation.
     """
     if architecture == "mlp":
-        return MLP(flat_dim(input_shape) + cond_dim, hidden_dims, out_dim, activation, out_activation)
+        return MLP(flat_dim(input_shape) + cond_dim, hidden_dims, out_dim, activation, out_activation, batch_norm=batch_norm)
     if architecture == "conv":
         _check_image(input_shape)
-        return ConvEncoder(input_shape, hidden_dims, out_dim, activation, cond_dim, out_activation)
+        return ConvEncoder(input_shape, hidden_dims, out_dim, activation, cond_dim, out_activation, batch_norm)
     raise ValueError(f"unknown architecture {architecture!r}; use 'mlp' or 'conv'")
 
 
@@ -38,13 +40,14 @@ def build_decoder(
     hidden_dims: Sequence[int],
     in_dim: int,
     activation: str | None,
+    batch_norm: bool = False,
 ) -> nn.Module:
     """Decoder (B, in_dim) -> (B, *output_shape), layers in the encoder's reverse order."""
     if architecture == "mlp":
-        return MLP(in_dim, list(hidden_dims)[::-1], flat_dim(output_shape), activation, out_shape=output_shape)
+        return MLP(in_dim, list(hidden_dims)[::-1], flat_dim(output_shape), activation, out_shape=output_shape, batch_norm=batch_norm)
     if architecture == "conv":
         _check_image(output_shape)
-        return ConvDecoder(output_shape, hidden_dims, in_dim, activation)
+        return ConvDecoder(output_shape, hidden_dims, in_dim, activation, batch_norm)
     raise ValueError(f"unknown architecture {architecture!r}; use 'mlp' or 'conv'")
 
 

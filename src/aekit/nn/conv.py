@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .mlp import activation_module
+from .mlp import _normed, activation_module, is_identity
 
 
 def conv_spatial_sizes(size: int, n_stages: int) -> list[int]:
@@ -34,18 +34,19 @@ class ConvEncoder(nn.Module):
         activation: str | None = "relu",
         cond_dim: int = 0,
         out_activation: str | None = None,
+        batch_norm: bool = False,
     ):
         super().__init__()
         c, h, w = in_shape
         layers: list[nn.Module] = []
         prev = c + cond_dim
         for ch in channels:
-            layers += [nn.Conv2d(prev, ch, 3, stride=2, padding=1), activation_module(activation)]
+            layers += [nn.Conv2d(prev, ch, 3, stride=2, padding=1), _normed(activation_module(activation), ch, batch_norm, conv=True)]
             prev = ch
         self.body = nn.Sequential(*layers)
         hs, ws = conv_spatial_sizes(h, len(channels)), conv_spatial_sizes(w, len(channels))
         self.head = nn.Linear(prev * hs[-1] * ws[-1], out_dim)
-        self.out_act = activation_module(out_activation)
+        self.out_act = _normed(activation_module(out_activation), out_dim, batch_norm and not is_identity(out_activation))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if c is not None:
@@ -64,13 +65,15 @@ class ConvDecoder(nn.Module):
         channels: Sequence[int],
         in_dim: int,
         activation: str | None = "relu",
+        batch_norm: bool = False,
     ):
         super().__init__()
         c, h, w = out_shape
         chans = list(channels)[::-1]  # deepest first
         hs, ws = conv_spatial_sizes(h, len(chans)), conv_spatial_sizes(w, len(chans))
         self.start_shape = (chans[0], hs[-1], ws[-1])
-        self.head = nn.Sequential(nn.Linear(in_dim, chans[0] * hs[-1] * ws[-1]), activation_module(activation))
+        width = chans[0] * hs[-1] * ws[-1]
+        self.head = nn.Sequential(nn.Linear(in_dim, width), _normed(activation_module(activation), width, batch_norm))
         layers: list[nn.Module] = []
         outs = chans[1:] + [c]
         for i, (cin, cout) in enumerate(zip(chans, outs)):
@@ -79,7 +82,7 @@ class ConvDecoder(nn.Module):
             pad = (target_h - (2 * hs[stage] - 1), target_w - (2 * ws[stage] - 1))
             layers.append(nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=pad))
             if i < len(chans) - 1:
-                layers.append(activation_module(activation))
+                layers.append(_normed(activation_module(activation), cout, batch_norm, conv=True))
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

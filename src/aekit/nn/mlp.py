@@ -50,7 +50,8 @@ class MLP(nn.Module):
     Input (B, *in_shape) is flattened; output is (B, out_dim) or reshaped to ``out_shape``.
     An optional condition c (B, C) is concatenated to the flattened input.
     ``forward(x, return_hidden=True)`` also returns each hidden layer's activation (B, H_k),
-    the rates that KL sparsity penalises.
+    the rates that KL sparsity penalises. ``batch_norm`` puts batch normalisation (Ioffe & Szegedy
+    2015) before every activation: each hidden layer's, and the output's when it has one.
     """
 
     def __init__(
@@ -61,13 +62,15 @@ class MLP(nn.Module):
         activation: str | None = "relu",
         out_activation: str | None = None,
         out_shape: Sequence[int] | None = None,
+        batch_norm: bool = False,
     ):
         super().__init__()
         dims = [in_dim, *hidden_dims]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-        self.acts = nn.ModuleList(activation_module(activation) for _ in hidden_dims)
+        self.acts = nn.ModuleList(_normed(activation_module(activation), b, batch_norm) for b in hidden_dims)
         self.out = nn.Linear(dims[-1], out_dim)
-        self.out_act = activation_module(out_activation)
+        has_out_act = not is_identity(out_activation)
+        self.out_act = _normed(activation_module(out_activation), out_dim, batch_norm and has_out_act)
         self.out_shape = tuple(out_shape) if out_shape is not None else None
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, return_hidden: bool = False):
@@ -82,6 +85,13 @@ class MLP(nn.Module):
         if self.out_shape is not None:
             y = y.reshape(y.shape[0], *self.out_shape)
         return (y, hidden) if return_hidden else y
+
+
+def _normed(act: nn.Module, width: int, batch_norm: bool, conv: bool = False) -> nn.Module:
+    """``act``, preceded by batch normalisation over ``width`` features (or channels) when asked."""
+    if not batch_norm:
+        return act
+    return nn.Sequential(nn.BatchNorm2d(width) if conv else nn.BatchNorm1d(width), act)
 
 
 def flat_dim(shape: Sequence[int]) -> int:

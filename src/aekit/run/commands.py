@@ -63,7 +63,7 @@ def generate_run(run_dir: str | Path, n: int = 64, *, seed: int = 0, label=None)
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path, split: str = DEFAULT_SPLIT, nll_samples: int = 0,
-                 limit: int | None = None, data_root=None) -> dict[str, Any]:
+                 limit: int | None = None, data_root=None, progress: bool = False) -> dict[str, Any]:
     """Evaluate a run's fitted model on ``data`` and write ``run_dir/evaluation.json``.
 
     The estimator is read with ``aekit.load(run_dir)`` and the data reach its model exactly as in
@@ -77,6 +77,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = DEFAULT_SPL
     split : "test" (a user file: all of it), "train" or "all".
     nll_samples : importance samples K for the NLL (variational models); 0 skips it.
     limit : evaluate on the first ``limit`` samples only.
+    data_root : folder of the MNIST-style IDX files, as for ``fit_run``.
+    progress : show a progress bar while the NLL is estimated.
 
     Returns
     -------
@@ -88,7 +90,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path, split: str = DEFAULT_SPL
     run_dir = Path(run_dir)
     est = load_estimator(run_dir)
     X, y, _, factors, factor_names = run_data(est, data, split, limit, root=data_root)
-    result = evaluate_estimator(est, X, y, nll_samples=nll_samples, factors=factors, factor_names=factor_names)
+    result = evaluate_estimator(est, X, y, nll_samples=nll_samples, factors=factors, factor_names=factor_names,
+                                progress=progress)
     result.update({"nll_samples": nll_samples, "data": data_source(data), "split": split, "limit": limit,
                    "run_dir": str(run_dir)})
     write_json(run_dir / EVALUATION_NAME, result)
@@ -145,8 +148,10 @@ def detect_run(run_dir: str | Path, data: str | Path, *, contamination: float = 
     """Anomaly scores of ``data`` under a run's model (:class:`aekit.apps.AnomalyDetector` over the
     fitted estimator, which is used as it is).
 
-    ``scoring``: "reconstruction" (minus the mean squared error per value) or "elbo"
-    (variational models). Samples scoring below the threshold are outliers: the
+    ``scoring``: "reconstruction" (minus the mean squared error per value), "latent_knn"
+    (minus the mean distance of a sample's code to the codes of its 5 nearest other samples),
+    "elbo" (variational models) or "auto" (latent_knn for 500 images or more, else
+    reconstruction). Samples scoring below the threshold are outliers: the
     ``contamination`` quantile of the data's own scores, or ``threshold`` when given.
     """
     from ..apps import AnomalyDetector
@@ -158,7 +163,7 @@ def detect_run(run_dir: str | Path, data: str | Path, *, contamination: float = 
     if len(X) < 2:
         raise ValueError(f"{data}: anomaly detection needs at least 2 samples, got {len(X)}")
     det = AnomalyDetector(est, contamination=contamination, scoring=scoring).fit(X)
-    scores = det.score_samples(X)
+    scores = det.training_scores_  # the data's own scores (leave-one-out for latent_knn)
     cut = det.threshold_ if threshold is None else float(threshold)
     return Detection(scores, scores < cut, cut, det)
 
@@ -174,9 +179,11 @@ class Imputed:
 def impute_run(run_dir: str | Path, data: str | Path, *, n_iter: int = 10, strategy: str = "reconstruct",
                seed: int = 0, split: str = DEFAULT_SPLIT, limit: int | None = None, data_root=None) -> Imputed:
     """Fill the NaNs of ``data`` with a run's model (:class:`aekit.apps.AutoencoderImputer` over
-    the fitted estimator): start from each feature's observed mean in ``data``, then ``n_iter``
-    rounds of "reconstruct, overwrite the missing entries"; ``strategy="sample"`` (vae only)
-    runs the Metropolis-within-Gibbs sampler seeded by ``seed``. Only NaNs change."""
+    the fitted estimator): a model that handles missing values (``masked``) fills them in one
+    pass from each row's observed values; any other starts from each feature's observed mean in
+    ``data``, then ``n_iter`` rounds of "reconstruct, overwrite the missing entries";
+    ``strategy="sample"`` (vae only) runs the Metropolis-within-Gibbs sampler seeded by
+    ``seed``. Only NaNs change."""
     from ..apps import AutoencoderImputer
 
     est = load_estimator(run_dir)
