@@ -85,7 +85,7 @@ def detector_preset(X: np.ndarray) -> dict:
         side = min(X.shape[-2:])
         stages = int(min(3, max(1, math.floor(math.log2(max(side, 2))) - 1)))
         return {"architecture": "conv", "hidden_dims": (32, 64, 128)[:stages], "latent_dim": 32,
-                "batch_size": 64, "epochs": _epochs_for(_IMAGE_STEPS, _IMAGE_MAX_EPOCHS, n, 64), "validation_fraction": 0.0}
+                "batch_size": 64, "epochs": _epochs_for(_IMAGE_STEPS, _IMAGE_MAX_EPOCHS, n, 64), "validation_fraction": 0.0, **_PLAIN}
     d = X.shape[1]
     Xs = np.asarray(X, dtype=np.float64)
     Xs = (Xs - Xs.mean(0)) / np.where(Xs.std(0) > 1e-12, Xs.std(0), 1.0)
@@ -94,7 +94,12 @@ def detector_preset(X: np.ndarray) -> dict:
     latent = int(min(32, max(1, d - 1), max(2, k))) if d > 1 else 1
     return {"architecture": "mlp", "hidden_dims": (max(64, 2 * d), max(32, d)), "latent_dim": latent,
             "standardize": True, "weight_decay": 1e-4, "batch_size": 64,
-            "epochs": _epochs_for(_TABLE_STEPS, _TABLE_MAX_EPOCHS, n, 64), "validation_fraction": 0.0}
+            "epochs": _epochs_for(_TABLE_STEPS, _TABLE_MAX_EPOCHS, n, 64), "validation_fraction": 0.0, **_PLAIN}
+
+
+# The detector's settings were measured with the plain network trained on every row: no PCA base,
+# and no early stopping (which would hold out 10% of a small normal set).
+_PLAIN = {"linear_part": "none", "early_stopping": False}
 
 
 def _reconstruction_error(est, X: np.ndarray) -> np.ndarray:
@@ -219,7 +224,10 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
         n = (1 if images else 3) if self.n_models == "auto" else int(self.n_models)
         params = self.model_params
         if isinstance(self.model, str) and (params is None or isinstance(params, dict)):
-            params = {**detector_preset(X), **(params or {})}
+            from ..estimators import estimator_params
+
+            accepted = estimator_params(self.model)  # the preset's keys this family has
+            params = {**{k: v for k, v in detector_preset(X).items() if k in accepted}, **(params or {})}
         own_seed = isinstance(params, dict) and params.get("random_state") is not None
         base = params["random_state"] if own_seed else self.random_state
         members = []
