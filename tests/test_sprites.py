@@ -17,7 +17,7 @@ def _pixels_sha256(X: np.ndarray) -> str:
 
 
 @pytest.fixture(scope="module")
-def test_split():
+def sprites_test():
     return load_dataset("sprites", split="test")
 
 
@@ -104,9 +104,9 @@ def test_splits_are_disjoint_seeded_and_shuffled():
         assert counts.min() > 0.8 * len(f) / size
 
 
-def test_load_dataset(test_split):
+def test_load_dataset(sprites_test):
     assert "sprites" in available_datasets()
-    d = test_split
+    d = sprites_test
     assert d.X.shape == (10_000, 1, 64, 64) and d.image_shape == (1, 64, 64)
     assert d.factor_names == sprites.FACTOR_NAMES and d.factors.shape == (10_000, 5) and d.factors.dtype == np.int64
     assert np.array_equal(d.y, d.factors[:, 0])  # the label is the shape
