@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import tempfile
 from pathlib import Path
@@ -94,3 +95,13 @@ def take_labels(y, idx, device):
     if isinstance(y, np.ndarray):
         return torch.as_tensor(y[np.sort(idx.cpu().numpy())]).to(device)
     return y[idx.to(y.device)].to(device)
+
+
+def optional_import(module: str, purpose: str, extra: str, packages: str):
+    """Import ``module`` of an optional extra, or raise an ImportError that says what ``purpose``
+    needs and how to install it (``pip install aekit[extra]``, or ``packages`` by hand)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"{purpose} needs the {extra} package: pip install aekit[{extra}] (or pip install "
+                          f"{packages}) ({e})") from None

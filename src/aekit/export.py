@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._utils import atomic_write_bytes
+from ._utils import atomic_write_bytes, optional_import
 from ._version import __version__
 
 __all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "OnnxFiles", "export_onnx", "graph_signature", "onnx_signature",
@@ -53,7 +53,6 @@ DEFAULT_OPSET = 17  # run by every onnxruntime since 1.14 (2023)
 MIN_OPSET = 13
 MAX_OPSET = 20  # the newest opset torch's TorchScript-based exporter writes
 ENCODER_NAME, DECODER_NAME = "encoder.onnx", "decoder.onnx"
-EXTRA_HINT = "pip install aekit[onnx]"
 
 
 class OnnxFiles(NamedTuple):
@@ -92,12 +91,7 @@ def graph_signature(path) -> str:
 
 def require_onnx():
     """The ``onnx`` module, or an ImportError naming the extra that installs it."""
-    try:
-        import onnx
-    except ImportError as e:
-        raise ImportError(f"exporting to ONNX needs the onnx package: {EXTRA_HINT} (or pip install onnx "
-                          f"onnxruntime) ({e})") from None
-    return onnx
+    return optional_import("onnx", "exporting to ONNX", "onnx", "onnx onnxruntime")
 
 
 def onnx_signature(capabilities: dict[str, bool]) -> dict[str, tuple[list[str], list[str]]]:

@@ -26,22 +26,17 @@ from typing import Any, Callable
 import torch
 
 from . import losses
+from ._utils import optional_import
 from .evaluate import ACTIVE_UNIT_THRESHOLD
 
 __all__ = ["TensorBoardLogger", "require_tensorboard"]
 
-EXTRA_HINT = "pip install aekit[tensorboard]"
 _NOT_LOGGED = ("epoch", "lr", "time_s")  # record keys that are not losses or statistics
 
 
 def require_tensorboard():
     """``torch.utils.tensorboard.SummaryWriter``, or an ImportError naming the extra that installs it."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as e:
-        raise ImportError(f"TensorBoard logging needs the tensorboard package: {EXTRA_HINT} (or pip install "
-                          f"tensorboard) ({e})") from None
-    return SummaryWriter
+    return optional_import("torch.utils.tensorboard", "TensorBoard logging", "tensorboard", "tensorboard").SummaryWriter
 
 
 class TensorBoardLogger:
