@@ -102,6 +102,17 @@ def detector_preset(X: np.ndarray) -> dict:
 _PLAIN = {"linear_part": "none", "early_stopping": False}
 
 
+def _mean_knn_distance(index, Z: np.ndarray, n_neighbors: int, training: bool) -> np.ndarray:
+    """Mean distance (n,) of each row of Z to its ``n_neighbors`` nearest rows of ``index``; rows
+    that are themselves indexed (``training``) leave themselves out."""
+    loo = 1 if training else 0
+    k = min(int(n_neighbors), index.n_indexed_ - loo)
+    if k < 1:
+        return np.zeros(len(Z))
+    dist, _ = index.query(Z, k=k + loo)  # (n, k + loo)
+    return dist[:, loo:].astype(np.float64).mean(axis=1)
+
+
 def _reconstruction_error(est, X: np.ndarray) -> np.ndarray:
     """Mean squared reconstruction error per value (n,), in the units the estimator trains in."""
     R = np.asarray(reconstruct(est, X), dtype=np.float64).reshape(len(X), -1)
@@ -255,11 +266,13 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
         self.scoring_ = scoring
         self.estimators_ = self._members(X)
         self.estimator_ = self.estimators_[0]
-        if scoring == "latent_knn":
-            self.indexes_ = [LatentIndex().fit(np.asarray(est.transform(X), dtype=np.float32)) for est in self.estimators_]
-        raw = [self._member_scores(i, X, training=True) for i in range(len(self.estimators_))]  # (n,) each
+        codes = [None] * len(self.estimators_)
+        if scoring == "latent_knn":  # the training codes, encoded once: indexed, then scored leave-one-out
+            codes = [np.asarray(est.transform(X), dtype=np.float32) for est in self.estimators_]
+            self.indexes_ = [LatentIndex().fit(c) for c in codes]
+        raw = [self._member_scores(i, X, training=True, codes=c) for i, c in enumerate(codes)]  # (n,) each
         self._scales = [1.0] * len(raw) if len(raw) == 1 else [max(float(np.median(r)), 1e-12) for r in raw]
-        anomaly = np.mean([r / s for r, s in zip(raw, self._scales)], axis=0)  # (n,)
+        anomaly = self._ensemble(raw)  # (n,)
         if scoring == "reconstruction_knn":
             est = self.estimators_[0]
             mean, scale = getattr(est, "mean_", None), getattr(est, "scale_", None)
@@ -285,33 +298,28 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
     def _input_knn(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         """Mean distance (n,) to the n_neighbors nearest training samples in input space
         (leave-one-out for the training samples)."""
-        loo = 1 if training else 0
-        k = min(int(self.n_neighbors), self.input_index_.n_indexed_ - loo)
-        if k < 1:
-            return np.zeros(len(X))
-        dist, _ = self.input_index_.query(self._in_units(X), k=k + loo)  # (n, k + loo)
-        return dist[:, loo:].astype(np.float64).mean(axis=1)
+        return _mean_knn_distance(self.input_index_, self._in_units(X), self.n_neighbors, training)
 
     def _combine(self, reconstruction: np.ndarray, knn: np.ndarray) -> np.ndarray:
         """Sum of the two anomaly scores, each as (score - training median) / training IQR."""
         (m1, s1), (m2, s2) = self._robust
         return (reconstruction - m1) / s1 + (knn - m2) / s2
 
-    def _member_scores(self, i: int, X: np.ndarray, training: bool = False) -> np.ndarray:
+    def _ensemble(self, raw: list[np.ndarray]) -> np.ndarray:
+        """The members' anomaly scores (n,) each, as one: the mean of each over its training median."""
+        return np.mean([r / s for r, s in zip(raw, self._scales)], axis=0)
+
+    def _member_scores(self, i: int, X: np.ndarray, training: bool = False, codes=None) -> np.ndarray:
         """Anomaly score (n,) of model i, higher = more anomalous; leave-one-out for the
-        training samples' k-NN distances."""
+        training samples' k-NN distances. ``codes``: model i's codes of X, when already at hand."""
         est = self.estimators_[i]
         if self.scoring_ == "elbo":
             return -np.asarray(est.score_samples(X), dtype=np.float64)
         if self.scoring_ in ("reconstruction", "reconstruction_knn"):
             return _reconstruction_error(est, X)
-        index = self.indexes_[i]
-        loo = 1 if training else 0
-        k = min(int(self.n_neighbors), index.n_indexed_ - loo)
-        if k < 1:
-            return np.zeros(len(X))
-        dist, _ = index.query(np.asarray(est.transform(X), dtype=np.float32), k=k + loo)  # (n, k + loo)
-        return dist[:, loo:].astype(np.float64).mean(axis=1)
+        if codes is None:
+            codes = np.asarray(est.transform(X), dtype=np.float32)
+        return _mean_knn_distance(self.indexes_[i], codes, self.n_neighbors, training)
 
     @property
     def threshold_(self) -> float:
@@ -322,8 +330,7 @@ class AnomalyDetector(ModelParamsMixin, OutlierMixin, BaseEstimator):
         """Normality score of each sample (n,): higher means more normal."""
         check_is_fitted(self)
         X = validate_samples(self, X, reset=False)
-        raw = [self._member_scores(i, X) for i in range(len(self.estimators_))]
-        anomaly = np.mean([r / s for r, s in zip(raw, self._scales)], axis=0)
+        anomaly = self._ensemble([self._member_scores(i, X) for i in range(len(self.estimators_))])
         if self.scoring_ == "reconstruction_knn":
             anomaly = self._combine(anomaly, self._input_knn(X))
         return -anomaly
